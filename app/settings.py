@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     chunk_size_chars: int = 1200
     chunk_overlap_chars: int = 200
     retrieval_top_k: int = 4
+    parse_workers: int = 1
 
     # sockets
     max_frame_bytes: int = 256 * 1024
@@ -181,6 +182,11 @@ class Settings(BaseSettings):
         )
 
     node_id: str = Field(default_factory=lambda: secrets.token_hex(6))
+    auto_migrate: bool | None = None  # None: on for SQLite, off for PostgreSQL (`migrate`)
+    synthetic_record_path: str | None = None  # JSON lines of every synthetic stream (tests)
+
+    def should_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
 
 
 @lru_cache

@@ -59,10 +59,13 @@ def parse_control(body: bytes) -> CancelCommand | TextRequest:
     return control_adapter.validate_json(body)
 
 
-def event_body(event: str, data: dict[str, Any]) -> bytes:
-    return orjson.dumps({"event": event, "data": data})
+def event_body(event: str, data: dict[str, Any], *, users: list[str] | None = None) -> bytes:
+    """``users``: also emit to these users' ``user:<id>`` rooms (workspace_status)."""
+    if users is None:
+        return orjson.dumps({"event": event, "data": data})
+    return orjson.dumps({"event": event, "data": data, "users": users})
 
 
-def parse_event(body: bytes) -> tuple[str, dict[str, Any]]:
+def parse_event(body: bytes) -> tuple[str, dict[str, Any], list[str] | None]:
     decoded = orjson.loads(body)
-    return decoded["event"], decoded["data"]
+    return decoded["event"], decoded["data"], decoded.get("users")

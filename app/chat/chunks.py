@@ -1,0 +1,99 @@
+"""The answer's chunk stream: attempt, seq, offset, and coalescing while the pipe is busy.
+
+Tokens are pushed synchronously as the provider yields them. A flusher task publishes what
+has gathered; while it is publishing (or within ``min_interval_s`` of the last publish),
+new tokens gather into the next chunk. An idle pipe therefore sends each token at once,
+and a busy one sends fewer, larger chunks instead of falling behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from app.bus.messages import event_body
+from app.chat import events
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class ChunkStream:
+    __slots__ = (
+        "_buffer",
+        "_flusher",
+        "_key",
+        "_last_publish",
+        "_min_interval_s",
+        "_publish",
+        "attempt",
+        "message_id",
+        "offset",
+        "parts",
+        "seq",
+        "session_id",
+    )
+
+    def __init__(
+        self,
+        publish: Publish,
+        *,
+        routing_key: str,
+        session_id: str,
+        message_id: str,
+        attempt: int,
+        min_interval_s: float,
+    ) -> None:
+        self._publish = publish
+        self._key = routing_key
+        self.session_id = session_id
+        self.message_id = message_id
+        self.attempt = attempt
+        self._min_interval_s = min_interval_s
+        self._buffer: list[str] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._last_publish = 0.0
+        self.parts: list[str] = []  # everything generated, published or not
+        self.seq = 0
+        self.offset = 0  # code points published so far
+
+    def push(self, text: str) -> None:
+        self.parts.append(text)
+        self._buffer.append(text)
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    def text(self) -> str:
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+    async def _flush(self) -> None:
+        try:
+            while self._buffer:
+                wait = self._last_publish + self._min_interval_s - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                text = "".join(self._buffer)
+                self._buffer.clear()
+                payload = events.chunk(
+                    self.session_id, self.message_id, self.attempt, self.seq, self.offset, text
+                )
+                self.seq += 1
+                self.offset += len(text)
+                self._last_publish = time.monotonic()
+                try:
+                    await self._publish(self._key, event_body(events.CHAT_CHUNK, payload))
+                except Exception:
+                    # Events are transient: a client that missed one resumes from the text.
+                    log.warning("publishing a chunk of %s failed", self.message_id, exc_info=True)
+        finally:
+            self._flusher = None
+
+    async def drain(self) -> None:
+        """Wait until every pushed token has been published (before the final event)."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)

@@ -1,0 +1,296 @@
+"""Message state in the database. Every status change is a compare-and-set.
+
+``pending → streaming`` (a worker claims it under a lease), ``pending|streaming →
+cancelled``, ``streaming → complete|failed``: only the side whose UPDATE matched a row
+publishes the final event, so two parties never both speak for one message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.engine import SessionFactory
+from app.db.models import ChatSession, Message, Workspace
+from app.db.types import utcnow
+
+ACTIVE = ("pending", "streaming")
+ENDED = ("complete", "cancelled", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    message_id: uuid.UUID
+    attempt: int
+
+
+async def claim(
+    db: SessionFactory, message_id: uuid.UUID, holder: str, lease_s: float
+) -> Claim | None:
+    """Take a message to generate: pending, or streaming under an expired lease.
+
+    Re-taking a streaming message raises ``attempt``: its chunks start again from offset 0.
+    """
+    now = utcnow()
+    async with db() as s, s.begin():
+        result = await s.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                or_(
+                    Message.status == "pending",
+                    and_(Message.status == "streaming", Message.lease_expires_at < now),
+                ),
+            )
+            .values(
+                attempt=case((Message.status == "streaming", Message.attempt + 1), else_=Message.attempt),
+                status="streaming",
+                content="",
+                lease_holder=holder,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+            )
+            .returning(Message.attempt)
+        )
+        attempt = result.scalar_one_or_none()
+    return Claim(message_id, attempt) if attempt is not None else None
+
+
+async def finish(
+    db: SessionFactory,
+    message_id: uuid.UUID,
+    *,
+    holder: str,
+    attempt: int,
+    status: str,
+    content: str,
+    error_type: str | None = None,
+    error_message: str | None = None,
+    usage: dict[str, int] | None = None,
+    sources: list[dict[str, Any]] | None = None,
+    finish_reason: str | None = None,
+) -> bool:
+    """``streaming → complete|cancelled|failed`` for the lease holder of that attempt."""
+    async with db() as s, s.begin():
+        result = await s.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status == "streaming",
+                Message.lease_holder == holder,
+                Message.attempt == attempt,
+            )
+            .values(
+                status=status,
+                content=content,
+                error_type=error_type,
+                error_message=error_message,
+                usage=usage,
+                sources=sources or [],
+                finish_reason=finish_reason,
+                lease_holder=None,
+                lease_expires_at=None,
+                completed_at=utcnow(),
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def end_unclaimed(
+    db: SessionFactory,
+    message_id: uuid.UUID,
+    *,
+    status: str,
+    from_statuses: Sequence[str] = ("pending",),
+    error_type: str | None = None,
+    error_message: str | None = None,
+    expired_lease_only: bool = False,
+) -> Message | None:
+    """End a message no live worker holds (queued, or its worker is gone); None if lost."""
+    now = utcnow()
+    async with db() as s, s.begin():
+        stmt = update(Message).where(Message.id == message_id, Message.status.in_(from_statuses))
+        if expired_lease_only:
+            stmt = stmt.where(
+                or_(Message.status == "pending", Message.lease_expires_at < now)
+            )
+        result = await s.execute(
+            stmt.values(
+                status=status,
+                error_type=error_type,
+                error_message=error_message,
+                lease_holder=None,
+                lease_expires_at=None,
+                completed_at=now,
+            ).returning(Message)
+        )
+        return result.scalar_one_or_none()
+
+
+async def checkpoint(
+    db: SessionFactory, holder: str, lease_s: float, texts: dict[uuid.UUID, str | None]
+) -> None:
+    """Store partial answers and renew leases for every running message in one transaction.
+
+    ``None`` text renews the lease only. Two statements for all streams, not one per stream.
+    """
+    if not texts:
+        return
+    expires = utcnow() + timedelta(seconds=lease_s)
+    with_text = [{"mid": mid, "c": text} for mid, text in texts.items() if text is not None]
+    async with db() as s, s.begin():
+        await s.execute(
+            update(Message)
+            .where(Message.id.in_(list(texts)), Message.lease_holder == holder)
+            .values(lease_expires_at=expires)
+        )
+        if with_text:
+            table = Message.__table__
+            conn = await s.connection()
+            await conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("mid"), table.c.lease_holder == holder)
+                .values(content=bindparam("c")),
+                with_text,
+            )
+
+
+async def release_leases(db: SessionFactory, holder: str, texts: dict[uuid.UUID, str]) -> None:
+    """Hand answers back at shutdown: the lease ends now, so the next worker re-takes them."""
+    if not texts:
+        return
+    now = utcnow()
+    async with db() as s, s.begin():
+        for mid, text in texts.items():
+            await s.execute(
+                update(Message)
+                .where(Message.id == mid, Message.lease_holder == holder, Message.status == "streaming")
+                .values(content=text, lease_expires_at=now)
+            )
+
+
+async def lease_state(db: SessionFactory, message_id: uuid.UUID) -> tuple[str, str | None, datetime | None] | None:
+    async with db() as s:
+        row = (
+            await s.execute(
+                select(Message.status, Message.lease_holder, Message.lease_expires_at).where(
+                    Message.id == message_id
+                )
+            )
+        ).one_or_none()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def has_earlier_active(s: AsyncSession, msg: Message) -> bool:
+    """Whether an older answer of the same session is still pending or streaming."""
+    found = await s.scalar(
+        select(Message.id)
+        .where(
+            Message.session_id == msg.session_id,
+            Message.role == "assistant",
+            Message.status.in_(ACTIVE),
+            Message.created_at < msg.created_at,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def next_pending(db: SessionFactory, session_id: uuid.UUID) -> Message | None:
+    """The session's oldest pending answer, if nothing older is streaming."""
+    async with db() as s:
+        head = await s.scalar(
+            select(Message)
+            .where(
+                Message.session_id == session_id,
+                Message.role == "assistant",
+                Message.status.in_(ACTIVE),
+            )
+            .order_by(Message.created_at)
+            .limit(1)
+        )
+    if head is None or head.status != "pending":
+        return None
+    return head
+
+
+async def load_turn(
+    db: SessionFactory, message_id: uuid.UUID
+) -> tuple[Message, ChatSession, Workspace, bool] | None:
+    """The message, its session and workspace, and whether an older answer is active."""
+    async with db() as s:
+        msg = await s.get(Message, message_id)
+        if msg is None:
+            return None
+        session = await s.get(ChatSession, msg.session_id)
+        workspace = await s.get(Workspace, session.workspace_id) if session else None
+        if session is None or workspace is None:
+            return None
+        earlier = await has_earlier_active(s, msg)
+    return msg, session, workspace, earlier
+
+
+async def history(
+    db: SessionFactory, session_id: uuid.UUID, before: datetime, limit: int = 50
+) -> list[Message]:
+    """The turns before an answer, newest last: finished answers and the users' messages."""
+    async with db() as s:
+        rows = (
+            await s.scalars(
+                select(Message)
+                .where(
+                    Message.session_id == session_id,
+                    Message.created_at < before,
+                    or_(Message.role == "user", Message.status.in_(("complete", "cancelled"))),
+                )
+                .order_by(Message.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    return list(reversed(rows))
+
+
+async def stale_messages(
+    db: SessionFactory, pending_older_than: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(message, session) of jobs that may have been lost: old pending, expired streaming."""
+    now = utcnow()
+    async with db() as s:
+        rows = (
+            await s.execute(
+                select(Message.id, Message.session_id).where(
+                    Message.role == "assistant",
+                    or_(
+                        and_(Message.status == "pending", Message.created_at < pending_older_than),
+                        and_(Message.status == "streaming", Message.lease_expires_at < now),
+                    ),
+                )
+            )
+        ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+async def pending_heads(db: SessionFactory, workspace_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(message, session) of each session's oldest waiting answer in a workspace."""
+    async with db() as s:
+        rows = (
+            await s.execute(
+                select(Message.id, Message.session_id, Message.status, Message.created_at)
+                .join(ChatSession, ChatSession.id == Message.session_id)
+                .where(
+                    ChatSession.workspace_id == workspace_id,
+                    Message.role == "assistant",
+                    Message.status.in_(ACTIVE),
+                )
+                .order_by(Message.created_at)
+            )
+        ).all()
+    heads: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    for mid, sid, status, _created in rows:
+        heads.setdefault(sid, (mid, status))
+    return [(mid, sid) for sid, (mid, status) in heads.items() if status == "pending"]

@@ -1,0 +1,175 @@
+"""The chat turn as the edges (Socket.IO, SSE) drive it: send, cancel, resume.
+
+An answer belongs to its session, not to a socket. Cancels and "what is the text now"
+questions go to whichever worker generates the message, over the control exchange; the
+database answers when no worker holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.bus.base import Bus, chat_key, session_pattern
+from app.bus.messages import CancelCommand, TextRequest, event_body
+from app.chat import events, service, store
+from app.chat.jobs import kick, publish_chat_job
+from app.db.engine import SessionFactory
+from app.db.models import Message
+from app.db.types import utcnow
+from app.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    status: str
+    attempt: int
+    text: str
+    final: tuple[str, dict[str, Any]] | None  # the final event, for an answer that has ended
+
+
+def final_event(msg: Message) -> tuple[str, dict[str, Any]] | None:
+    """The final event of an ended answer, rebuilt from its stored row."""
+    sid, mid = str(msg.session_id), str(msg.id)
+    if msg.status == "complete":
+        return events.CHAT_COMPLETE, events.complete(
+            sid, mid, msg.attempt, msg.content, msg.finish_reason, msg.usage, msg.sources or []
+        )
+    if msg.status == "cancelled":
+        return events.CHAT_CANCELLED, events.cancelled(sid, mid, msg.attempt, msg.content)
+    if msg.status == "failed":
+        return events.CHAT_ERROR, events.error(
+            sid, mid, msg.attempt, msg.error_type or "server_error", msg.error_message or "failed"
+        )
+    return None
+
+
+class ChatTurns:
+    def __init__(self, settings: Settings, db: SessionFactory, bus: Bus) -> None:
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self._final_waiters: dict[uuid.UUID, list[asyncio.Future[str]]] = {}
+        self._text_waiters: dict[str, asyncio.Future[tuple[int, str]]] = {}
+
+    # send ----------------------------------------------------------------------------
+    async def accept(self, user_id: uuid.UUID, **fields: Any) -> service.Accepted:
+        return await service.accept_message(self.db, user_id, **fields)
+
+    async def publish(self, accepted: service.Accepted) -> None:
+        """Publish the job once the caller is listening; ``ServiceUnavailable`` if the bus is
+        down (the answer stays pending and the sweep publishes it later)."""
+        if accepted.publish:
+            await publish_chat_job(self.bus, accepted.message_id, accepted.session_id)
+
+    # cancel --------------------------------------------------------------------------
+    async def cancel(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, message_id: uuid.UUID | None
+    ) -> tuple[uuid.UUID, str]:
+        msg = await service.find_message(self.db, session_id, user_id, message_id)
+        if msg.status in store.ENDED:
+            return msg.id, msg.status
+        if msg.status == "pending":
+            ended = await store.end_unclaimed(self.db, msg.id, status="cancelled")
+            if ended is not None:
+                await self._publish_final(ended)
+                await kick(self.db, self.bus, ended.session_id)
+                return ended.id, "cancelled"
+        # Streaming (or it just started): the worker that holds it stops it and speaks.
+        pattern = session_pattern(session_id)
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._final_waiters.setdefault(msg.id, []).append(waiter)
+        await self.bus.bind(pattern)
+        try:
+            await self.bus.publish_control(CancelCommand(message_id=msg.id).dumps())
+            try:
+                return msg.id, await asyncio.wait_for(asyncio.shield(waiter), 3.0)
+            except TimeoutError:
+                pass
+        finally:
+            self._drop_waiter(msg.id, waiter)
+            await self.bus.unbind(pattern)
+        # No worker answered: if its lease has run out, nobody holds it; end it here.
+        ended = await store.end_unclaimed(
+            self.db, msg.id, status="cancelled", from_statuses=store.ACTIVE, expired_lease_only=True
+        )
+        if ended is not None:
+            await self._publish_final(ended)
+            await kick(self.db, self.bus, ended.session_id)
+            return ended.id, "cancelled"
+        current = await service.get_message(self.db, msg.id)
+        return msg.id, current.status if current else "cancelled"
+
+    def _drop_waiter(self, message_id: uuid.UUID, waiter: asyncio.Future[str]) -> None:
+        waiters = self._final_waiters.get(message_id)
+        if waiters and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._final_waiters[message_id]
+
+    async def _publish_final(self, msg: Message) -> None:
+        final = final_event(msg)
+        if final is None:
+            return
+        name, data = final
+        await self.bus.publish_event(
+            chat_key(msg.session_id, events.EVENT_KINDS[name]), event_body(name, data)
+        )
+
+    def observe_final(self, event: str, data: dict[str, Any]) -> None:
+        """Called by the relay for every final chat event this node receives."""
+        if not self._final_waiters:
+            return
+        waiters = self._final_waiters.get(uuid.UUID(data["message_id"]))
+        if not waiters:
+            return
+        status = {"chat_complete": "complete", "chat_cancelled": "cancelled"}.get(event, "failed")
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(status)
+
+    # resume --------------------------------------------------------------------------
+    async def resume_state(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, message_id: uuid.UUID
+    ) -> ResumeState:
+        """The current text of an answer. Call it after the caller listens to the session,
+        so every chunk published after this text was read reaches the caller."""
+        msg = await service.find_message(self.db, session_id, user_id, message_id)
+        if msg.status == "pending":
+            return ResumeState("pending", msg.attempt, "", None)
+        if msg.status == "streaming":
+            live = None
+            if msg.lease_expires_at is None or msg.lease_expires_at > utcnow():
+                live = await self._ask_worker(msg.id)
+            if live is not None:
+                return ResumeState("streaming", live[0], live[1], None)
+            fresh = await service.get_message(self.db, msg.id)
+            if fresh is not None and fresh.status == "streaming":
+                return ResumeState("streaming", fresh.attempt, fresh.content, None)
+            msg = fresh or msg
+            if msg.status == "pending":
+                return ResumeState("pending", msg.attempt, "", None)
+        return ResumeState(msg.status, msg.attempt, msg.content, final_event(msg))
+
+    async def _ask_worker(self, message_id: uuid.UUID) -> tuple[int, str] | None:
+        request_id = uuid.uuid4().hex
+        waiter: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._text_waiters[request_id] = waiter
+        try:
+            await self.bus.publish_control(
+                TextRequest(
+                    message_id=message_id, request_id=request_id, reply_to=self.bus.node_id
+                ).dumps()
+            )
+            return await asyncio.wait_for(waiter, 0.5)
+        except TimeoutError:
+            return None
+        finally:
+            self._text_waiters.pop(request_id, None)
+
+    def observe_text_reply(self, data: dict[str, Any]) -> None:
+        waiter = self._text_waiters.get(str(data.get("request_id")))
+        if waiter is not None and not waiter.done():
+            waiter.set_result((int(data["attempt"]), str(data["text"])))

@@ -1,0 +1,61 @@
+"""The two places where InsightHub reaches into python-socketio / python-engineio internals.
+
+Kept in this one small module (and the engine.io minor version pinned in pyproject.toml)
+so an upgrade is checked here and in tests/unit/realtime/test_engine_internals.py:
+
+- ``emit_fast``: python-socketio's room emit creates one task per recipient and waits for
+  them all; for a chunk that goes to one or two sockets that costs more than the rest of
+  the hot path. This encodes the packet once and puts it on each recipient's engine.io
+  send queue directly (what ``AsyncSocket.send`` does, minus its per-packet log line).
+- ``send_queue_depth``: engine.io's per-client send queue is unbounded; the backpressure
+  guard reads its depth to find clients that fell too far behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+
+def emit_fast(
+    sio: socketio.AsyncServer,
+    event: str,
+    data: Any,
+    rooms: str | list[str],
+    skip_sids: Collection[str] = (),
+) -> int:
+    """Queue ``event`` for every socket in ``rooms`` (each once); returns how many."""
+    manager = sio.manager
+    if "/" not in manager.rooms:
+        return 0
+    sockets = sio.eio.sockets
+    pkt: eio_packet.Packet | None = None
+    sent = 0
+    for sid, eio_sid in manager.get_participants("/", rooms):
+        if sid in skip_sids:
+            continue
+        sock = sockets.get(eio_sid)
+        if sock is None or sock.closed:
+            continue
+        if pkt is None:
+            encoded = sio.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        sock.queue.put_nowait(pkt)
+        sent += 1
+    return sent
+
+
+def send_queue_depth(sio: socketio.AsyncServer, sid: str) -> int:
+    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+    sock = sio.eio.sockets.get(eio_sid) if eio_sid else None
+    if sock is None:
+        return 0
+    return int(sock.queue.qsize())
+
+
+def all_sids(sio: socketio.AsyncServer) -> list[str]:
+    return [sid for sid, _eio in sio.manager.get_participants("/", None)]
