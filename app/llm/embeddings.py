@@ -13,16 +13,17 @@ Failures raise ``LlmProviderError`` with the same error types as the chat provid
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import orjson
-from openai import AsyncOpenAI
 
 from app.llm import http_errors
 from app.llm._httpx_stream import make_client, status_error_from
 from app.llm.base import LlmProviderError
-from app.llm.openai_provider import NO_KEY, OPENAI_BASE_URL, map_openai_error, sdk_timeout
 from app.settings import HttpProviderConfig, Settings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 DEFAULT_OLLAMA_EMBEDDING_MODEL = "nomic-embed-text"
@@ -47,10 +48,15 @@ class OpenAIEmbedder:
     """``embeddings.create`` in batches; floats requested, so compatible servers work too."""
 
     def __init__(self, config: HttpProviderConfig, model: str, *, batch_size: int = 256) -> None:
+        # Imported here: the SDK is slow to import, and only this embedder needs it.
+        from openai import AsyncOpenAI
+
+        from app.llm.openai_provider import NO_KEY, OPENAI_BASE_URL, sdk_timeout
+
         self.model = model
         self._batch_size = batch_size
         self._secret = config.api_key
-        self._client = AsyncOpenAI(
+        self._client: AsyncOpenAI = AsyncOpenAI(
             api_key=config.api_key or NO_KEY,
             base_url=config.base_url or OPENAI_BASE_URL,
             max_retries=0,
@@ -58,6 +64,8 @@ class OpenAIEmbedder:
         )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        from app.llm.openai_provider import map_openai_error
+
         vectors: list[list[float]] = []
         for batch in _batches(texts, self._batch_size):
             try:

@@ -75,7 +75,16 @@ class _Watchdog:
     provider, never while the consumer holds a token.
     """
 
-    __slots__ = ("_cancelling", "_deadline", "_handle", "_loop", "_task", "fired", "waiting")
+    __slots__ = (
+        "_cancelling",
+        "_deadline",
+        "_handle",
+        "_loop",
+        "_task",
+        "_timer_at",
+        "fired",
+        "waiting",
+    )
 
     def __init__(self) -> None:
         task = asyncio.current_task()
@@ -86,21 +95,31 @@ class _Watchdog:
         self._cancelling = task.cancelling()
         self._handle: asyncio.TimerHandle | None = None
         self._deadline = 0.0
+        self._timer_at = 0.0
         self.waiting = False
         self.fired = False
 
     def wait(self, timeout_s: float) -> None:
-        self._deadline = self._loop.time() + timeout_s
+        deadline = self._deadline = self._loop.time() + timeout_s
         self.waiting = True
         if self._handle is None:
-            self._handle = self._loop.call_at(self._deadline, self._check)
+            self._arm(deadline)
+        elif deadline < self._timer_at:
+            # Only when the deadline moves earlier (first_token_s > idle_s) is the
+            # pending timer too late; moving later costs nothing until it fires.
+            self._handle.cancel()
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        self._timer_at = when
+        self._handle = self._loop.call_at(when, self._check)
 
     def _check(self) -> None:
         self._handle = None
         if not self.waiting:
             return  # the next wait() arms a new timer
         if self._loop.time() < self._deadline:
-            self._handle = self._loop.call_at(self._deadline, self._check)
+            self._arm(self._deadline)
             return
         self.fired = True
         self._task.cancel()

@@ -36,5 +36,5 @@ class WorkspaceRef(_In):
 class ResumeIn(_In):
     session_id: UUID
     message_id: UUID
-    attempt: int | None = Field(default=None, ge=1)
-    offset: int = Field(ge=0)
+    attempt: int | None = Field(default=None, ge=1, strict=True)
+    offset: int = Field(ge=0, strict=True)

@@ -109,6 +109,7 @@ class FakeLlmServer:
         self.models = models  # None: any model name is known
         self.plans: list[Plan] = [Plan()]
         self.requests: list[RecordedRequest] = []
+        self.received = asyncio.Event()  # set by the first request
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -212,6 +213,7 @@ class FakeLlmServer:
             peer=request.transport.get_extra_info("peername") if request.transport else None,
         )
         self.requests.append(rec)
+        self.received.set()
         return rec
 
     def json_error(

@@ -46,10 +46,12 @@ export class Realtime {
     this.retryTimer = null;
     this.handleOffline = () => this.setState("offline");
     this.handleOnline = () => {
-      if (this.socket && !this.socket.connected) {
-        this.setState("reconnecting");
-        if (!this.socket.active) this.socket.connect();
-      }
+      const socket = this.socket;
+      if (!socket || socket.connected) return;
+      this.setState("reconnecting");
+      // Back online: try at once instead of at the end of the current backoff delay.
+      socket.disconnect();
+      socket.connect();
     };
   }
 

@@ -28,6 +28,11 @@ from app.bus.amqp import AmqpBus
 AMQP_HOST = os.environ.get("INSIGHTHUB_TEST_AMQP_HOST", "127.0.0.1")
 AMQP_PORT = int(os.environ.get("INSIGHTHUB_TEST_AMQP_PORT", "5672"))
 
+# RabbitMQ 3.10 can crash rabbit_fifo_dlx_sup when at-least-once quorum queues are deleted
+# right after ``start_app``: a vhost is deleted no sooner than this after the last start.
+_SETTLE_AFTER_START_S = 3.0
+_last_start = 0.0
+
 
 def broker_unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
@@ -97,6 +102,17 @@ async def wait_for_queues(
         await asyncio.sleep(0.5)
 
 
+async def queue_state(url: str, queue: str) -> tuple[int, int]:
+    """(ready messages, consumers) of ``queue``, from a passive declare: exact and quick."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel()
+        ok = await channel.queue_declare(queue, passive=True)
+        return ok.message_count or 0, ok.consumer_count or 0
+    finally:
+        await connection.close()
+
+
 async def consumer_tags(vhost: str) -> dict[str, list[str]]:
     """queue → consumer tags, straight from the broker's consumer records (no lag)."""
     out = await arabbitmqctl(
@@ -136,6 +152,7 @@ def amqp_vhost() -> Iterator[str]:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         yield vhost
     finally:
+        time.sleep(max(0.0, _last_start + _SETTLE_AFTER_START_S - time.monotonic()))
         rabbitmqctl("delete_vhost", vhost)
 
 
@@ -193,11 +210,8 @@ async def wait_for_broker(url: str, within_s: float = 60.0) -> None:
 
 @asynccontextmanager
 async def broker_stopped(url: str) -> AsyncIterator[None]:
-    """``stop_app`` for the body; ``start_app`` afterwards, whatever happened inside.
-
-    RabbitMQ 3.10 can crash rabbit_fifo_dlx_sup when at-least-once quorum queues are
-    deleted right after a start, so this waits a little after the broker answers again.
-    """
+    """``stop_app`` for the body; ``start_app`` afterwards, whatever happened inside."""
+    global _last_start
     await arabbitmqctl("stop_app")
     try:
         yield
@@ -207,5 +221,6 @@ async def broker_stopped(url: str) -> AsyncIterator[None]:
         except BaseException:
             rabbitmqctl("start_app")  # a cancelled test still gets its broker back
             raise
+        finally:
+            _last_start = time.monotonic()
         await wait_for_broker(url)
-        await asyncio.sleep(2.0)

@@ -17,7 +17,7 @@ from tests.integration.bus.conftest import (
     BusFactory,
     consumer_tags,
     eventually,
-    wait_for_queues,
+    queue_state,
 )
 
 pytestmark = pytest.mark.rabbitmq
@@ -44,7 +44,9 @@ def chat_job() -> bytes:
     return ChatJob(message_id=uuid.uuid4(), session_id=uuid.uuid4()).dumps()
 
 
-async def test_job_is_consumed_and_acked_once(make_bus: BusFactory, amqp_vhost: str) -> None:
+async def test_job_is_consumed_and_acked_once(
+    make_bus: BusFactory, amqp_url: str, amqp_vhost: str
+) -> None:
     bus = await make_bus(delivery_limit=LIMIT)
     seen: list[tuple[bytes, bool]] = []
 
@@ -58,8 +60,8 @@ async def test_job_is_consumed_and_acked_once(make_bus: BusFactory, amqp_vhost: 
     await eventually(lambda: seen, what="the job")
     await asyncio.sleep(0.2)  # time for a wrong second delivery to show up
     assert seen == [(body, False)]
+    assert await queue_state(amqp_url, "chat.requests") == (0, 1)  # acked, one consumer
     assert (await consumer_tags(amqp_vhost))["chat.requests"] == [subscription.tag]
-    await wait_for_queues(amqp_vhost, {"chat.requests": {"messages": 0, "consumers": 1}})
 
 
 async def test_requeue_redelivers(make_bus: BusFactory) -> None:
@@ -102,9 +104,7 @@ async def test_reject_dead_letters(make_bus: BusFactory) -> None:
     assert dead == [body]
 
 
-async def test_running_out_of_deliveries_dead_letters(
-    make_bus: BusFactory, amqp_vhost: str
-) -> None:
+async def test_running_out_of_deliveries_dead_letters(make_bus: BusFactory, amqp_url: str) -> None:
     bus = await make_bus(delivery_limit=LIMIT)
     deliveries = 0
     dead: list[bytes] = []
@@ -128,11 +128,11 @@ async def test_running_out_of_deliveries_dead_letters(
     # RabbitMQ 3.10 counts every return against x-delivery-limit and dead-letters the
     # message when the count exceeds the limit: the handler sees it limit + 1 times.
     assert deliveries == LIMIT + 1
-    await wait_for_queues(amqp_vhost, {"workspace.jobs": {"messages": 0}})
+    assert await queue_state(amqp_url, "workspace.jobs") == (0, 1)
 
 
 async def test_malformed_body_is_dead_lettered_parked_and_the_next_job_served(
-    make_bus: BusFactory, amqp_vhost: str
+    make_bus: BusFactory, amqp_url: str
 ) -> None:
     bus = await make_bus(delivery_limit=LIMIT)
     served: list[ChatJob] = []
@@ -166,9 +166,8 @@ async def test_malformed_body_is_dead_lettered_parked_and_the_next_job_served(
     assert rejected == [b"not json {"]
     assert served == [good]
     assert parked == [b"not json {"]
-    await wait_for_queues(
-        amqp_vhost, {PARKED_QUEUE: {"messages": 1}, "chat.requests.dead": {"messages": 0}}
-    )
+    assert await queue_state(amqp_url, PARKED_QUEUE) == (1, 0)
+    assert await queue_state(amqp_url, "chat.requests.dead") == (0, 1)
 
 
 async def test_a_failing_handler_requeues_and_the_consumer_lives_on(make_bus: BusFactory) -> None:
@@ -252,7 +251,7 @@ async def test_prefetch_bounds_concurrent_handlers(make_bus: BusFactory) -> None
 
 
 async def test_cancel_stops_deliveries_but_running_handlers_finish(
-    make_bus: BusFactory, amqp_vhost: str
+    make_bus: BusFactory, amqp_url: str
 ) -> None:
     bus = await make_bus(delivery_limit=LIMIT)
     release = asyncio.Event()
@@ -276,8 +275,7 @@ async def test_cancel_stops_deliveries_but_running_handlers_finish(
     assert acked == [b"running"]  # its channel stayed open for the ack
     await asyncio.sleep(0.2)
     assert started == [b"running"]
-    assert "chat.requests" not in await consumer_tags(amqp_vhost)
-    await wait_for_queues(amqp_vhost, {"chat.requests": {"consumers": 0, "messages": 1}})
+    assert await queue_state(amqp_url, "chat.requests") == (1, 0)  # waiting, nobody consumes
 
 
 async def test_prefetch_must_be_positive(make_bus: BusFactory) -> None:

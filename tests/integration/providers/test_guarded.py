@@ -104,8 +104,7 @@ async def test_task_cancel_while_upstream_stalls_disconnects(kit: Kit) -> None:
                 pass
 
     task = asyncio.create_task(consume())
-    while not kit.fake.requests:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(kit.fake.received.wait(), timeout=5)
     await asyncio.sleep(0.05)
     task.cancel()
     try:

@@ -70,9 +70,9 @@ async def test_key_sent_as_configured(kit: Kit) -> None:
         pytest.skip("Ollama takes no key")
     await drain(kit.provider().stream(TURNS))
     headers = kit.fake.last.headers
-    assert headers.get("Authorization") == f"Bearer {API_KEY}" or headers.get(
-        "x-api-key"
-    ) == API_KEY
+    assert (
+        headers.get("Authorization") == f"Bearer {API_KEY}" or headers.get("x-api-key") == API_KEY
+    )
 
 
 async def test_openai_request_asks_for_usage() -> None:
@@ -167,9 +167,7 @@ async def test_huggingface_prompt_template_and_details() -> None:
         finally:
             await provider.aclose()
     body = fake.last.body
-    assert body["inputs"] == (
-        "System: Answer briefly.\n\nUser: Say a few words.\n\nAssistant:"
-    )
+    assert body["inputs"] == ("System: Answer briefly.\n\nUser: Say a few words.\n\nAssistant:")
     assert body["parameters"] == {"details": True}
     assert "</s>" not in outcome.text, "special tokens are skipped"
     assert outcome.text == expected_text(5)
