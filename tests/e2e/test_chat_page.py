@@ -249,13 +249,16 @@ def test_sign_up_upload_ask_stream_stop_and_reload(page: Page, server: Server) -
         "The launch code for Project Bluebird is PELICAN-42.\n"
         "The launch happens on the roof at dawn.\n"
     )
+    # Its name is markup: it must show as characters, never become an element.
+    filename = "<img src=x onerror=window.pwned=1>bluebird.txt"
     page.get_by_test_id("upload-input").set_input_files(
-        files=[FilePayload(name="bluebird.txt", mimeType="text/plain", buffer=text.encode())]
+        files=[FilePayload(name=filename, mimeType="text/plain", buffer=text.encode())]
     )
     row = page.get_by_test_id("document-row").filter(has_text="bluebird.txt")
     expect(row).to_have_attribute("data-status", "ready")
     expect(row).to_have_attribute("data-progress", "1")
     assert row.get_by_test_id("document-progress").evaluate("bar => bar.value") == 1
+    expect(row.get_by_test_id("document-name")).to_have_text(filename)
 
     # A type the server cannot read: 415, said in words, nothing else breaks.
     page.get_by_test_id("upload-input").set_input_files(
@@ -275,7 +278,9 @@ def test_sign_up_upload_ask_stream_stop_and_reload(page: Page, server: Server) -
     answer = last_assistant(page)
     expect(answer).to_have_attribute("data-status", "complete")
     assert answer.get_by_test_id("message-text").inner_text().strip()
-    expect(answer.get_by_test_id("sources")).to_contain_text("bluebird.txt")
+    expect(answer.get_by_test_id("sources")).to_contain_text(filename)
+    assert page.locator("main img").count() == 0
+    assert page.evaluate("window.pwned") is None
     shot(page, "01-answered")
 
     # The synthetic provider at 20 tokens per second: watch it grow, then stop it.
@@ -408,3 +413,37 @@ def test_a_refused_token_returns_to_sign_in(page: Page, server: Server) -> None:
     page.get_by_test_id("password").fill("wrong-password")
     page.get_by_test_id("sign-in").click()
     expect(page.get_by_test_id("auth-message")).to_have_text("Wrong email or password.")
+
+
+def test_a_failed_answer_is_told_in_words(page: Page, server: Server) -> None:
+    sign_up(page, server)
+    token = page_token(page)
+    with rest(server, token) as client:
+        created = client.post(
+            "/api/workspaces",
+            json={
+                "name": "Overloaded",
+                "llm_provider": "synthetic",
+                "llm_model": "tokens-40-rate-0-fail-5-llm_overloaded",
+            },
+        )
+        assert created.status_code == 201, created.text
+    page.reload()
+    expect(page.get_by_test_id("workspace-status")).to_have_text("ready")
+
+    page.get_by_test_id("message-input").fill("This one will fail after five tokens.")
+    page.get_by_test_id("send").click()
+    answer = last_assistant(page)
+    expect(answer).to_have_attribute("data-status", "failed")
+    expect(answer.get_by_test_id("message-error")).to_contain_text("overloaded")
+    expect(answer.get_by_test_id("typing-indicator")).to_be_hidden()
+    banner = page.get_by_test_id("error-banner")
+    expect(banner).to_contain_text("overloaded")
+    shot(page, "07-failed")
+    expect(banner).to_be_hidden(timeout=15_000)  # the banner clears itself
+    expect(answer.get_by_test_id("message-error")).to_contain_text("overloaded")  # the bubble not
+
+    stored = stored_messages(server, token, current_session_id(page))
+    assert stored[-1]["status"] == "failed"
+    assert stored[-1]["error_type"] == "llm_overloaded"
+    assert answer.get_by_test_id("message-text").text_content() == stored[-1]["content"]

@@ -105,13 +105,17 @@ class FakeLlmServer:
     default_error_kind: str | None = None
 
     def __init__(self, *, api_key: str | None = None, models: set[str] | None = None) -> None:
-        self.api_key = api_key
-        self.models = models  # None: any model name is known
+        self._initial = (api_key, models)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state it started in: one server can serve many tests."""
+        self.api_key, self.models = self._initial  # models None: any model name is known
         self.plans: list[Plan] = [Plan()]
         self.requests: list[RecordedRequest] = []
         self.received = asyncio.Event()  # set by the first request
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- what a subclass provides -------------------------------------------------------
 

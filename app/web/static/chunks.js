@@ -62,7 +62,7 @@ export class StreamText {
     if (offset + size <= this.length) {
       return { outcome: "duplicate", reset, added: "", resume: false };
     }
-    if (offset > this.length && false) {
+    if (offset > this.length) {
       const resume = !this.resumeInFlight;
       this.resumeInFlight = true;
       return { outcome: "gap", reset, added: "", resume };

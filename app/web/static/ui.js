@@ -66,7 +66,7 @@ export function describeError(errorType, message) {
 
 /** The banner at the top: shows the latest error and clears it after a while. */
 export class Banner {
-  constructor(element, clearAfterMs = 8_000) {
+  constructor(element, clearAfterMs = 6_000) {
     this.element = element;
     this.clearAfterMs = clearAfterMs;
     this.timer = null;

@@ -7,6 +7,10 @@ behave the same (the same error types, the same cancel behaviour)::
         kit.fake.plans = [Plan(tokens=3)]
         provider = kit.provider()
         ...
+
+One fake server (and one default provider) per provider and test module, reset before
+each test: building an HTTP client costs tens of milliseconds (its TLS context), which
+adds up over a few hundred tests.
 """
 
 from __future__ import annotations
@@ -34,36 +38,13 @@ MODEL = "model-a"
 TIMEOUTS = ProviderTimeouts(connect_s=2.0, first_token_s=5.0, idle_s=5.0)
 KIT_NAMES = ("openai", "anthropic", "ollama", "huggingface")
 
-
-@dataclass
-class Kit:
-    """A fake server, and a factory for providers pointed at it (closed after the test)."""
-
-    name: str
-    fake: FakeLlmServer
-    factory: Callable[[HttpProviderConfig], LlmProvider]
-    uses_key: bool
-    names_model: bool  # whether requests carry the model (TGI serves one model)
-    mid_stream_error_type: str  # what the fake's default error event maps to
-    made: list[LlmProvider] = field(default_factory=list)
-
-    def provider(
-        self,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = API_KEY,
-        timeouts: ProviderTimeouts = TIMEOUTS,
-    ) -> LlmProvider:
-        config = HttpProviderConfig(
-            base_url or self.fake.base_url, api_key if self.uses_key else None, MODEL, timeouts
-        )
-        provider = self.factory(config)
-        self.made.append(provider)
-        return provider
-
-    def url_on_port(self, port: int) -> str:
-        """The fake's base URL with another port (for "nothing listens there")."""
-        return self.fake.base_url.replace(f":{self.fake.port}", f":{port}")
+# What each fake's default error event maps to.
+_MID_STREAM = {
+    "openai": "llm_unavailable",  # {"error": {"type": "server_error"}}
+    "anthropic": "llm_overloaded",  # event: error, overloaded_error
+    "ollama": "llm_unavailable",  # {"error": "..."} line
+    "huggingface": "llm_unavailable",  # error_type "generation"
+}
 
 
 def _fake(name: str) -> tuple[FakeLlmServer, Callable[[HttpProviderConfig], LlmProvider]]:
@@ -76,29 +57,78 @@ def _fake(name: str) -> tuple[FakeLlmServer, Callable[[HttpProviderConfig], LlmP
     return TgiFake(api_key=API_KEY), HuggingFaceProvider
 
 
-_MID_STREAM = {
-    "openai": "llm_unavailable",  # {"error": {"type": "server_error"}}
-    "anthropic": "llm_overloaded",  # event: error, overloaded_error
-    "ollama": "llm_unavailable",  # {"error": "..."} line
-    "huggingface": "llm_unavailable",  # error_type "generation"
-}
+@dataclass
+class Served:
+    """A running fake and the provider pointed at it with the default settings."""
+
+    name: str
+    fake: FakeLlmServer
+    factory: Callable[[HttpProviderConfig], LlmProvider]
+    default: LlmProvider | None = None
 
 
-@pytest_asyncio.fixture(params=KIT_NAMES)
-async def kit(request: pytest.FixtureRequest) -> AsyncIterator[Kit]:
-    name: str = request.param
-    fake, factory = _fake(name)
+@dataclass
+class Kit:
+    """A fake server, and a factory for providers pointed at it."""
+
+    name: str
+    fake: FakeLlmServer
+    served: Served
+    uses_key: bool
+    names_model: bool  # whether requests carry the model (TGI serves one model)
+    mid_stream_error_type: str
+    made: list[LlmProvider] = field(default_factory=list)
+
+    def provider(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = API_KEY,
+        timeouts: ProviderTimeouts = TIMEOUTS,
+    ) -> LlmProvider:
+        """The shared default provider, or a new one (closed after the test)."""
+        if base_url is None and api_key == API_KEY and timeouts == TIMEOUTS:
+            if self.served.default is None:
+                self.served.default = self._make(self.fake.base_url, api_key, timeouts)
+            return self.served.default
+        provider = self._make(base_url or self.fake.base_url, api_key, timeouts)
+        self.made.append(provider)
+        return provider
+
+    def _make(self, base_url: str, api_key: str | None, timeouts: ProviderTimeouts) -> LlmProvider:
+        config = HttpProviderConfig(base_url, api_key if self.uses_key else None, MODEL, timeouts)
+        return self.served.factory(config)
+
+    def url_on_port(self, port: int) -> str:
+        """The fake's base URL with another port (for "nothing listens there")."""
+        return self.fake.base_url.replace(f":{self.fake.port}", f":{port}")
+
+
+@pytest_asyncio.fixture(scope="module", params=KIT_NAMES)
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    fake, factory = _fake(request.param)
     async with fake:
-        kit = Kit(
-            name=name,
-            fake=fake,
-            factory=factory,
-            uses_key=name != "ollama",
-            names_model=name != "huggingface",
-            mid_stream_error_type=_MID_STREAM[name],
-        )
+        served = Served(request.param, fake, factory)
         try:
-            yield kit
+            yield served
         finally:
-            for provider in kit.made:
-                await provider.aclose()
+            if served.default is not None:
+                await served.default.aclose()
+
+
+@pytest_asyncio.fixture
+async def kit(served: Served) -> AsyncIterator[Kit]:
+    served.fake.reset()
+    kit = Kit(
+        name=served.name,
+        fake=served.fake,
+        served=served,
+        uses_key=served.name != "ollama",
+        names_model=served.name != "huggingface",
+        mid_stream_error_type=_MID_STREAM[served.name],
+    )
+    try:
+        yield kit
+    finally:
+        for provider in kit.made:
+            await provider.aclose()
