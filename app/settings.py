@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     # sockets
     max_frame_bytes: int = 256 * 1024
     max_send_queue: int = 2000
+    sse_heartbeat_s: float = 15.0
     ping_interval_s: float = 25.0
     ping_timeout_s: float = 20.0
 

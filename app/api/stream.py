@@ -25,7 +25,6 @@ from app.chat.events import FINAL_EVENTS
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions"])
-HEARTBEAT_S = 15.0
 _cancels: set[asyncio.Task[Any]] = set()
 
 SSE_DOC = {
@@ -89,7 +88,7 @@ async def stream_message(
             yield sse("chat_accepted", accepted.ack() | {"ok": True})
             while True:
                 try:
-                    event, data = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    event, data = await asyncio.wait_for(queue.get(), ctx.settings.sse_heartbeat_s)
                 except TimeoutError:
                     yield b": heartbeat\n\n"
                     continue

@@ -153,6 +153,14 @@ class _Watchdog:
         self.owns_cancel()
 
 
+def _timeout(name: str, timeouts: ProviderTimeouts, sent_text: bool) -> LlmProviderError:
+    if sent_text:
+        return LlmProviderError("llm_timeout", f"{name} sent no token for {timeouts.idle_s:g} s")
+    return LlmProviderError(
+        "llm_timeout", f"{name} sent no first token within {timeouts.first_token_s:g} s"
+    )
+
+
 async def guarded_stream(
     primary: LlmProvider,
     messages: Sequence[ChatTurn],
@@ -186,22 +194,21 @@ async def guarded_stream(
                         sent_text = True
                     yield token
                     watchdog.wait(timeouts.idle_s)
+                watchdog.waiting = False
+                if watchdog.fired:
+                    await watchdog.take_back_cancel()
                 return
             except asyncio.CancelledError:
                 if watchdog.owns_cancel():
-                    if sent_text:
-                        raise LlmProviderError(
-                            "llm_timeout",
-                            f"{primary.name} sent no token for {timeouts.idle_s:g} s",
-                        ) from None
-                    raise LlmProviderError(
-                        "llm_timeout",
-                        f"{primary.name} sent no first token within {timeouts.first_token_s:g} s",
-                    ) from None
-                raise
-            except LlmProviderError:
+                    raise _timeout(primary.name, timeouts, sent_text) from None
                 raise
             except Exception as exc:
+                if watchdog.fired:
+                    # The provider turned the guard's cancel into an error of its own.
+                    await watchdog.take_back_cancel()
+                    raise _timeout(primary.name, timeouts, sent_text) from exc
+                if isinstance(exc, LlmProviderError):
+                    raise
                 mapped = transport_error(primary.name, exc)
                 if mapped is None:
                     raise

@@ -187,30 +187,33 @@ def last_assistant(page: Page) -> Locator:
     return page.locator('[data-testid="message"][data-role="assistant"]').last
 
 
-def bubble_state(page: Page, message_id: str | None = None) -> dict[str, str]:
-    """Status and text of one assistant bubble, read in one go so they belong together."""
+def ask(page: Page, text: str) -> str:
+    """Sends a message through the composer; returns the id of the answer bubble it brings."""
+    answers = page.locator('[data-testid="message"][data-role="assistant"]')
+    before = answers.count()
+    page.get_by_test_id("message-input").fill(text)
+    page.get_by_test_id("send").click()
+    expect(answers).to_have_count(before + 1)
+    answer_id = answers.last.get_attribute("data-message-id")
+    assert answer_id
+    return answer_id
+
+
+def bubble_state(page: Page, message_id: str) -> dict[str, str]:
+    """Status and text of one message bubble, read in one go so that they belong together."""
     state: dict[str, str] = page.evaluate(
         """(id) => {
-            const all = document.querySelectorAll(
-                '[data-testid="message"][data-role="assistant"]');
-            const el = id
-                ? document.querySelector(`[data-testid="message"][data-message-id="${id}"]`)
-                : all[all.length - 1];
-            if (!el) return {status: "", text: "", id: ""};
-            return {
-                status: el.dataset.status,
-                id: el.dataset.messageId || "",
-                text: el.querySelector('[data-testid="message-text"]').textContent,
-            };
+            const el = document.querySelector(`[data-testid="message"][data-message-id="${id}"]`);
+            if (!el) return {status: "", text: ""};
+            const text = el.querySelector('[data-testid="message-text"]').textContent;
+            return {status: el.dataset.status, text};
         }""",
         message_id,
     )
     return state
 
 
-def watch_growth(
-    page: Page, samples: int, message_id: str | None = None, after: str = ""
-) -> list[str]:
+def watch_growth(page: Page, message_id: str, samples: int, after: str = "") -> list[str]:
     """Reads the streaming answer until it has grown `samples` times past `after`.
 
     Returns the texts seen, each longer than the one before (fewer if the answer ended first).
@@ -219,7 +222,7 @@ def watch_growth(
     deadline = time.monotonic() + 20
     while len(seen) < samples and time.monotonic() < deadline:
         state = bubble_state(page, message_id)
-        if state["status"] != "streaming" and state["status"] != "pending" and state["id"]:
+        if state["status"] in ("complete", "cancelled", "failed"):
             break
         if state["status"] == "streaming" and len(state["text"]) > len(seen[-1] if seen else after):
             seen.append(state["text"])
@@ -290,9 +293,8 @@ def test_sign_up_upload_ask_stream_stop_and_reload(page: Page, server: Server) -
             json={"llm_provider": "synthetic", "llm_model": SLOW_MODEL},
         )
         assert patched.status_code == 200, patched.text
-    page.get_by_test_id("message-input").fill("Tell me more about the launch.")
-    page.get_by_test_id("send").click()
-    growth = watch_growth(page, samples=3)
+    streaming_id = ask(page, "Tell me more about the launch.")
+    growth = watch_growth(page, streaming_id, samples=3)
     assert len(growth) == 3, f"the answer did not grow three times while streaming: {growth}"
     assert all(len(a) < len(b) for a, b in itertools.pairwise(growth))
     expect(last_assistant(page).get_by_test_id("typing-indicator")).to_be_visible()
@@ -343,12 +345,9 @@ def test_dropped_connection_ends_with_exactly_the_stored_text(page: Page, server
     page.reload()
     expect(page.get_by_test_id("workspace-status")).to_have_text("ready")
 
-    page.get_by_test_id("message-input").fill("Stream through a dropped connection, please.")
-    page.get_by_test_id("send").click()
-    growth = watch_growth(page, samples=2)
+    first_id = ask(page, "Stream through a dropped connection, please.")
+    growth = watch_growth(page, first_id, samples=2)
     assert len(growth) == 2, growth
-    first_id = bubble_state(page)["id"]
-    assert first_id
 
     # Cut the transport and keep the network away, so chunks are really missed.
     page.context.set_offline(True)
@@ -375,7 +374,7 @@ def test_dropped_connection_ends_with_exactly_the_stored_text(page: Page, server
     )
     # Still streaming: what the page shows now was rebuilt from the resume's catch-up chunk and
     # the live chunks after it (the final event, which carries the whole text, has not come yet).
-    caught_up = watch_growth(page, samples=2, message_id=first_id, after=cut_at)
+    caught_up = watch_growth(page, first_id, samples=2, after=cut_at)
     assert caught_up, "the answer ended before the page was back: nothing to check mid-stream"
     expect(page.get_by_test_id("outbox")).to_be_hidden()
     first = page.locator(f'[data-testid="message"][data-message-id="{first_id}"]')

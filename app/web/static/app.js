@@ -89,11 +89,11 @@ function showAuth(message) {
   authView.hidden = false;
   $("sign-out").hidden = true;
   $("user-email").textContent = "";
+  $("connection-badge").hidden = true; // no connection to speak of while signed out
   const box = $("auth-message");
   box.textContent = message || "";
   box.hidden = !message;
   $("email").value = localStorage.getItem(EMAIL_KEY) || $("email").value;
-  ui.renderBadge($("connection-badge"), "offline");
 }
 
 function credentials() {
@@ -182,6 +182,7 @@ async function enter() {
   appView.hidden = false;
   $("sign-out").hidden = false;
   $("user-email").textContent = me.email;
+  $("connection-badge").hidden = false;
 
   const realtime = new Realtime({
     getToken: () => localStorage.getItem(TOKEN_KEY),

@@ -59,7 +59,8 @@ const ERROR_WORDS = {
 export function describeError(errorType, message) {
   const words = ERROR_WORDS[errorType] || "Something went wrong.";
   if (!message || message === words) return words;
-  return `${words} ${message}`;
+  const sentence = /[.!?…]$/.test(message) ? message : `${message}.`;
+  return `${words} ${sentence}`;
 }
 
 // --- the error banner ---------------------------------------------------------------------------
@@ -155,7 +156,11 @@ export function renderSessionList(list, sessions, currentId, onPick) {
             attrs: { type: "button" },
             on: { click: () => onPick(session.id) },
           },
-          h("span", { className: "item-name", text: sessionLabel(session) }),
+          h("span", {
+            className: "item-name",
+            text: sessionLabel(session),
+            attrs: { title: sessionLabel(session) },
+          }),
         ),
       ),
     ),
@@ -184,7 +189,12 @@ export function documentRow(doc, state) {
     h(
       "div",
       { className: "document-head" },
-      h("span", { className: "item-name", testid: "document-name", text: doc.filename }),
+      h("span", {
+        className: "item-name",
+        testid: "document-name",
+        text: doc.filename,
+        attrs: { title: doc.filename },
+      }),
       h("span", { className: "muted", text: formatBytes(doc.size_bytes) }),
     ),
     bar,

@@ -154,9 +154,9 @@ async def test_idle_timeout_after_first_token_is_not_retried(kit: Kit) -> None:
 
 
 async def test_steady_slow_stream_is_not_idle(kit: Kit) -> None:
-    """Tokens every 0.1 s for longer than idle_s in total: no timeout."""
-    kit.fake.plans = [Plan(tokens=8, rate=10)]
-    timeouts = ProviderTimeouts(connect_s=2, first_token_s=5, idle_s=0.4)
+    """Tokens every 0.05 s for longer than idle_s in total: no timeout."""
+    kit.fake.plans = [Plan(tokens=8, rate=20)]
+    timeouts = ProviderTimeouts(connect_s=2, first_token_s=5, idle_s=0.25)
     outcome = await drain(guard(kit.provider(), timeouts=timeouts))
 
     assert outcome.error is None

@@ -311,12 +311,12 @@ async def test_steady_tokens_outlast_the_idle_timeout() -> None:
 
 async def test_a_slow_consumer_is_not_an_idle_provider() -> None:
     provider = Scripted(words("a ", "b ", "c "))
-    timeouts = ProviderTimeouts(connect_s=1, first_token_s=0.05, idle_s=0.05)
+    timeouts = ProviderTimeouts(connect_s=1, first_token_s=0.03, idle_s=0.03)
     got = []
     async with aclosing(cast(Any, guard(provider, timeouts=timeouts))) as tokens:
         async for token in tokens:
             got.append(token.text)
-            await asyncio.sleep(0.15)  # three idle timeouts while holding a token
+            await asyncio.sleep(0.1)  # three idle timeouts while holding a token
     assert got == ["a ", "b ", "c ", ""]
 
 
@@ -334,6 +334,25 @@ async def test_provider_that_swallows_the_timeout_cancel_leaves_no_cancel_behind
     text, exc = await collect(guard(Scripted(script), timeouts=timeouts))
     assert (text, exc) == ("anyway ", None)
     await asyncio.sleep(0)  # a leftover cancel would land here
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+async def test_provider_that_turns_the_timeout_cancel_into_its_own_error() -> None:
+    """An SDK that wraps cancellation in its own exception still yields llm_timeout."""
+
+    async def script(n: int) -> AsyncIterator[Token]:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise RuntimeError("request interrupted") from None
+        yield Token("never ")
+
+    timeouts = ProviderTimeouts(connect_s=1, first_token_s=0.05, idle_s=5)
+    text, exc = await collect(guard(Scripted(script), timeouts=timeouts, max_retries=0))
+    assert text == ""
+    assert exc is not None and exc.error_type == "llm_timeout"
+    await asyncio.sleep(0)
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
 
