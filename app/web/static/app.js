@@ -219,6 +219,10 @@ function setStatus(workspaceId, status) {
 
 function onWorkspaceStatus(event) {
   setStatus(event.workspace_id, event.status);
+  if (!state.workspaces.some((ws) => ws.id === event.workspace_id)) {
+    loadWorkspaces(); // one this page has not listed yet (made in another tab, or shared with us)
+    return;
+  }
   if (event.status === "failed" && event.message) {
     banner.show(`Workspace could not be prepared: ${event.message}`);
   }

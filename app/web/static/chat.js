@@ -369,7 +369,14 @@ export class Chat {
 
   onChunk(event) {
     const record = this.recordFor(event);
-    if (!record || !IN_PROGRESS.has(record.status)) return; // no chunk follows a final event
+    if (!record) return;
+    // No chunk follows a final event, except one of a newer attempt: that one starts over.
+    const newer = Number.isInteger(event.attempt) && event.attempt > record.stream.attempt;
+    if (!IN_PROGRESS.has(record.status) && !newer) return;
+    if (newer && !IN_PROGRESS.has(record.status)) {
+      ui.setBubbleError(record.element, "");
+      ui.setBubbleSources(record.element, []);
+    }
     const result = record.stream.apply(event);
     if (result.reset) {
       record.textNode.data = "";
