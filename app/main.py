@@ -37,7 +37,9 @@ from app.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
-VENDOR_DIR = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "socket.io-client" / "dist"
+VENDOR_DIR = (
+    Path(__file__).resolve().parents[1] / "web" / "node_modules" / "socket.io-client" / "dist"
+)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -132,7 +134,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     api = FastAPI(
         title="InsightHub",
         version="0.1.0",
-        description="Real-time LLM streaming: REST here, Socket.IO at /socket.io (docs/protocol.md).",
+        description="Real-time LLM streaming: REST, and Socket.IO at /socket.io (docs/protocol.md).",
         lifespan=lifespan,
     )
     api.state.ctx = ctx

@@ -77,7 +77,9 @@ def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest_asyncio.fixture(scope="module", params=DB_KINDS)
-async def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+async def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveServer]:
     """A live embedded server, once on SQLite and once on PostgreSQL."""
     kind = request.param
     url = request.getfixturevalue("postgres_server") if kind == "postgres" else None

@@ -83,4 +83,3 @@ async def read_document(document_id: UUID, ctx: Ctx, user: CurrentUser) -> Docum
 async def delete_document(document_id: UUID, ctx: Ctx, user: CurrentUser) -> Response:
     await service.delete_document(ctx.db, document_id, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-

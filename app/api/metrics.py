@@ -15,7 +15,9 @@ async def metrics(ctx: Ctx, request: Request) -> str:
     lines: list[tuple[str, str, float]] = []
     if ctx.realtime is not None:
         lines.append(("insighthub_sockets_connected", "gauge", len(ctx.realtime.sockets)))
-        lines.append(("insighthub_events_relayed_total", "counter", ctx.realtime.relay.events_relayed))
+        lines.append(
+            ("insighthub_events_relayed_total", "counter", ctx.realtime.relay.events_relayed)
+        )
     guard = getattr(request.app.state, "guard", None)
     if guard is not None:
         lines.append(("insighthub_slow_clients_disconnected_total", "counter", guard.disconnected))

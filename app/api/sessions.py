@@ -25,7 +25,9 @@ async def create_session(
 async def list_sessions(
     workspace_id: UUID, ctx: Ctx, user: CurrentUser, limit: Limit = 100, before: Before = None
 ) -> list[SessionPublic]:
-    sessions = await service.list_sessions(ctx.db, workspace_id, user.id, limit=limit, before=before)
+    sessions = await service.list_sessions(
+        ctx.db, workspace_id, user.id, limit=limit, before=before
+    )
     return [SessionPublic.model_validate(s) for s in sessions]
 
 

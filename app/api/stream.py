@@ -47,7 +47,9 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 @router.post(
-    "/api/sessions/{session_id}/messages", response_class=StreamingResponse, responses=SSE_DOC  # type: ignore[arg-type]
+    "/api/sessions/{session_id}/messages",
+    response_class=StreamingResponse,
+    responses=SSE_DOC,  # type: ignore[arg-type]
 )
 async def stream_message(
     session_id: UUID, body: MessageCreate, ctx: Ctx, user: CurrentUser

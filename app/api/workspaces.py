@@ -39,12 +39,16 @@ async def create_workspace(body: WorkspaceCreate, ctx: Ctx, user: CurrentUser) -
 
 @router.get("")
 async def list_workspaces(ctx: Ctx, user: CurrentUser) -> list[WorkspacePublic]:
-    return [WorkspacePublic.model_validate(w) for w in await service.list_workspaces(ctx.db, user.id)]
+    return [
+        WorkspacePublic.model_validate(w) for w in await service.list_workspaces(ctx.db, user.id)
+    ]
 
 
 @router.get("/{workspace_id}")
 async def read_workspace(workspace_id: UUID, ctx: Ctx, user: CurrentUser) -> WorkspacePublic:
-    return WorkspacePublic.model_validate(await service.get_workspace(ctx.db, workspace_id, user.id))
+    return WorkspacePublic.model_validate(
+        await service.get_workspace(ctx.db, workspace_id, user.id)
+    )
 
 
 @router.patch("/{workspace_id}")
@@ -52,7 +56,9 @@ async def update_workspace(
     workspace_id: UUID, body: WorkspaceUpdate, ctx: Ctx, user: CurrentUser
 ) -> WorkspacePublic:
     changes = body.model_dump(exclude_unset=True)
-    workspace = await service.update_workspace(ctx.db, ctx.providers, workspace_id, user.id, changes)
+    workspace = await service.update_workspace(
+        ctx.db, ctx.providers, workspace_id, user.id, changes
+    )
     return WorkspacePublic.model_validate(workspace)
 
 

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_MIN_S = 0.25
 _BACKOFF_MAX_S = 5.0
+_MAX_KEY_BYTES = 255  # AMQP short string; a longer pattern would never bind
 
 
 class AmqpBus:
@@ -125,6 +126,8 @@ class AmqpBus:
 
     async def start(self) -> None:
         """Connect and declare everything; ``ServiceUnavailable`` if the broker is not there."""
+        if self._connection is not None:
+            raise RuntimeError("the bus was started already")
         where = URL(self._url).with_user(None).with_query(None)
         try:
             self._connection = await aio_pika.connect_robust(
@@ -269,6 +272,8 @@ class AmqpBus:
 
     async def bind(self, pattern: str) -> None:
         """Count one holder; the first binds the node's queue (now, or after a reconnect)."""
+        if not pattern or len(pattern.encode()) > _MAX_KEY_BYTES:
+            raise ValueError(f"not a binding pattern: {pattern[:40]!r}")
         if self._counts.add(pattern):
             self._pending.add(pattern)
             await self._flush_bindings()
@@ -495,8 +500,10 @@ class AmqpBus:
     def _on_connection_lost(
         self, _: AbstractConnection | None, exc: BaseException | None = None
     ) -> None:
+        # aio-pika calls this for every failed reconnect attempt too: log the loss once.
+        was_ready = self._ready.is_set()
         self._ready.clear()
-        if not self._closing:
+        if not self._closing and was_ready:
             log.warning("lost the RabbitMQ connection (%r); reconnecting", exc)
             self._dirty.set()
 

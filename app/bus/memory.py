@@ -137,7 +137,9 @@ class InMemoryBus:
     def pending_jobs(self, queue: str) -> int:
         return self._queues[queue].qsize()
 
-    async def consume_jobs(self, queue: JobQueue, handler: JobHandler, *, prefetch: int) -> _Consumer:
+    async def consume_jobs(
+        self, queue: JobQueue, handler: JobHandler, *, prefetch: int
+    ) -> _Consumer:
         return self._consume(queue, handler, prefetch, count_deliveries=True)
 
     async def consume_dead_letters(self, queue: JobQueue, handler: JobHandler) -> _Consumer:
@@ -233,4 +235,3 @@ class InMemoryBus:
     async def consume_control(self, handler: ControlHandler) -> _Callback:
         self._control_handlers.append(handler)
         return _Callback(lambda: self._control_handlers.remove(handler))
-

@@ -197,7 +197,9 @@ async def delete_session(db: SessionFactory, session_id: uuid.UUID, user_id: uui
         await s.delete(await own_session(s, session_id, user_id))
 
 
-async def _cursor(s: AsyncSession, model: Any, before: uuid.UUID | None, scope: Any) -> datetime | None:
+async def _cursor(
+    s: AsyncSession, model: Any, before: uuid.UUID | None, scope: Any
+) -> datetime | None:
     if before is None:
         return None
     created = await s.scalar(select(model.created_at).where(model.id == before, scope))

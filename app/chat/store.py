@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import SessionFactory
@@ -49,7 +49,9 @@ async def claim(
                 ),
             )
             .values(
-                attempt=case((Message.status == "streaming", Message.attempt + 1), else_=Message.attempt),
+                attempt=case(
+                    (Message.status == "streaming", Message.attempt + 1), else_=Message.attempt
+                ),
                 status="streaming",
                 content="",
                 lease_holder=holder,
@@ -116,9 +118,7 @@ async def end_unclaimed(
     async with db() as s, s.begin():
         stmt = update(Message).where(Message.id == message_id, Message.status.in_(from_statuses))
         if expired_lease_only:
-            stmt = stmt.where(
-                or_(Message.status == "pending", Message.lease_expires_at < now)
-            )
+            stmt = stmt.where(or_(Message.status == "pending", Message.lease_expires_at < now))
         result = await s.execute(
             stmt.values(
                 status=status,
@@ -150,7 +150,7 @@ async def checkpoint(
             .values(lease_expires_at=expires)
         )
         if with_text:
-            table = Message.__table__
+            table = cast(Table, Message.__table__)
             conn = await s.connection()
             await conn.execute(
                 update(table)
@@ -169,12 +169,16 @@ async def release_leases(db: SessionFactory, holder: str, texts: dict[uuid.UUID,
         for mid, text in texts.items():
             await s.execute(
                 update(Message)
-                .where(Message.id == mid, Message.lease_holder == holder, Message.status == "streaming")
+                .where(
+                    Message.id == mid, Message.lease_holder == holder, Message.status == "streaming"
+                )
                 .values(content=text, lease_expires_at=now)
             )
 
 
-async def lease_state(db: SessionFactory, message_id: uuid.UUID) -> tuple[str, str | None, datetime | None] | None:
+async def lease_state(
+    db: SessionFactory, message_id: uuid.UUID
+) -> tuple[str, str | None, datetime | None] | None:
     async with db() as s:
         row = (
             await s.execute(
@@ -275,7 +279,9 @@ async def stale_messages(
     return [(r[0], r[1]) for r in rows]
 
 
-async def pending_heads(db: SessionFactory, workspace_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+async def pending_heads(
+    db: SessionFactory, workspace_id: uuid.UUID
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(message, session) of each session's oldest waiting answer in a workspace."""
     async with db() as s:
         rows = (

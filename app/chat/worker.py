@@ -236,7 +236,9 @@ class ChatWorker:
     ) -> tuple[list[ChatTurn], list[dict[str, Any]]]:
         past = await store.history(self.db, session.id, msg.created_at)
         question = past[-1].content if past and past[-1].role == "user" else ""
-        earlier = [ChatTurn("user" if m.role == "user" else "assistant", m.content) for m in past[:-1]]
+        earlier = [
+            ChatTurn("user" if m.role == "user" else "assistant", m.content) for m in past[:-1]
+        ]
         sources: list[dict[str, Any]] = []
         if msg.rag_type == "vector" and question:
             sources = await self.retriever(
@@ -309,11 +311,11 @@ class ChatWorker:
             if error is None and gen.stop_reason is None:
                 gen.pump = asyncio.create_task(self._pump(gen, tokens))
                 await asyncio.wait({gen.pump})
-                if not gen.pump.cancelled() and (exc := gen.pump.exception()) is not None:
-                    if isinstance(exc, LlmProviderError):
-                        error = exc
+                if not gen.pump.cancelled() and (failure := gen.pump.exception()) is not None:
+                    if isinstance(failure, LlmProviderError):
+                        error = failure
                     else:
-                        log.error("the stream of %s failed", mid, exc_info=exc)
+                        log.error("the stream of %s failed", mid, exc_info=failure)
                         error = LlmProviderError("server_error", "the answer failed on the server")
             await gen.stream.drain()
             text = gen.stream.text()
@@ -322,8 +324,13 @@ class ChatWorker:
                 return "handed_back"
             if gen.stop_reason == "user":
                 if await store.finish(
-                    self.db, msg.id, holder=self.holder, attempt=attempt, status="cancelled",
-                    content=text, finish_reason="cancelled",
+                    self.db,
+                    msg.id,
+                    holder=self.holder,
+                    attempt=attempt,
+                    status="cancelled",
+                    content=text,
+                    finish_reason="cancelled",
                 ):
                     await self.publish_final(
                         session.id, events.CHAT_CANCELLED, events.cancelled(sid, mid, attempt, text)
@@ -331,8 +338,14 @@ class ChatWorker:
                 return "cancelled"
             if error is not None:
                 if await store.finish(
-                    self.db, msg.id, holder=self.holder, attempt=attempt, status="failed",
-                    content=text, error_type=error.error_type, error_message=error.message,
+                    self.db,
+                    msg.id,
+                    holder=self.holder,
+                    attempt=attempt,
+                    status="failed",
+                    content=text,
+                    error_type=error.error_type,
+                    error_message=error.message,
                 ):
                     await self.publish_final(
                         session.id,
@@ -341,8 +354,15 @@ class ChatWorker:
                     )
                 return f"failed ({error.error_type})"
             if await store.finish(
-                self.db, msg.id, holder=self.holder, attempt=attempt, status="complete",
-                content=text, usage=gen.usage, sources=sources, finish_reason=gen.finish_reason,
+                self.db,
+                msg.id,
+                holder=self.holder,
+                attempt=attempt,
+                status="complete",
+                content=text,
+                usage=gen.usage,
+                sources=sources,
+                finish_reason=gen.finish_reason,
             ):
                 await self.publish_final(
                     session.id,
@@ -420,7 +440,10 @@ class ChatWorker:
                 ended.session_id,
                 events.CHAT_ERROR,
                 events.error(
-                    str(ended.session_id), str(ended.id), ended.attempt, "worker_lost",
+                    str(ended.session_id),
+                    str(ended.id),
+                    ended.attempt,
+                    "worker_lost",
                     "the worker generating this answer was lost",
                 ),
             )

@@ -55,7 +55,9 @@ async def store_upload(
     data: bytes,
 ) -> Upload:
     name = clean_filename(filename)
-    content_type = detect_content_type(data[:HEAD_BYTES], name, declared_type) if data else "text/plain"
+    content_type = (
+        detect_content_type(data[:HEAD_BYTES], name, declared_type) if data else "text/plain"
+    )
     digest = hashlib.sha256(data).hexdigest()
     async with db() as s:
         await membership(s, workspace_id, user_id)
@@ -94,11 +96,15 @@ async def store_upload(
     return Upload(document, created=True)
 
 
-async def list_documents(db: SessionFactory, workspace_id: uuid.UUID, user_id: uuid.UUID) -> list[Document]:
+async def list_documents(
+    db: SessionFactory, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> list[Document]:
     async with db() as s:
         await membership(s, workspace_id, user_id)
         rows = await s.scalars(
-            select(Document).where(Document.workspace_id == workspace_id).order_by(Document.created_at)
+            select(Document)
+            .where(Document.workspace_id == workspace_id)
+            .order_by(Document.created_at)
         )
         return list(rows.all())
 

@@ -93,7 +93,12 @@ class DocumentWorker:
         await delivery.ack()
 
     async def _status(
-        self, document: Document, status: str, progress: float, message: str, error: str | None = None
+        self,
+        document: Document,
+        status: str,
+        progress: float,
+        message: str,
+        error: str | None = None,
     ) -> None:
         progress = max(progress, document.progress)
         async with self.db() as s, s.begin():
@@ -144,7 +149,9 @@ class DocumentWorker:
         vectors = await self._embed(document, pieces)
         try:
             async with self.db() as s, s.begin():
-                await s.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id))
+                await s.execute(
+                    delete(DocumentChunk).where(DocumentChunk.document_id == document.id)
+                )
                 s.add_all(
                     DocumentChunk(
                         document_id=document.id,

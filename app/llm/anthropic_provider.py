@@ -19,7 +19,15 @@ from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
-from anthropic.types import MessageParam
+from anthropic.types import (
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    RawMessageStopEvent,
+    RawMessageStreamEvent,
+    TextDelta,
+)
 
 from app.llm import http_errors
 from app.llm.base import ChatTurn, LlmProviderError, ModelInfo, Token, Usage
@@ -153,7 +161,7 @@ class AnthropicProvider:
         extra: dict[str, Any] = {}
         if system is not None:
             extra["system"] = system
-        response: anthropic.AsyncStream[Any] | None = None
+        response: anthropic.AsyncStream[RawMessageStreamEvent] | None = None
         try:
             response = await self._client.messages.create(
                 model=model or self._config.default_model,
@@ -167,20 +175,19 @@ class AnthropicProvider:
             stop_reason: str | None = None
             stopped = False
             async for event in response:
-                kind = event.type
-                if kind == "content_block_delta":
-                    if event.delta.type == "text_delta" and event.delta.text:
-                        yield Token(event.delta.text, stamp=time.time())
-                elif kind == "message_start":
-                    usage = event.message.usage
-                    prompt_tokens = usage.input_tokens
-                    completion_tokens = usage.output_tokens
-                elif kind == "message_delta":
+                if isinstance(event, RawContentBlockDeltaEvent):
+                    delta = event.delta
+                    if isinstance(delta, TextDelta) and delta.text:
+                        yield Token(delta.text, stamp=time.time())
+                elif isinstance(event, RawMessageStartEvent):
+                    prompt_tokens = event.message.usage.input_tokens
+                    completion_tokens = event.message.usage.output_tokens
+                elif isinstance(event, RawMessageDeltaEvent):
                     stop_reason = event.delta.stop_reason
                     completion_tokens = event.usage.output_tokens
                     if event.usage.input_tokens is not None:
                         prompt_tokens = event.usage.input_tokens
-                elif kind == "message_stop":
+                elif isinstance(event, RawMessageStopEvent):
                     # Not ``break``: the body ends right after, and reading that end
                     # returns the connection to the pool instead of closing it.
                     stopped = True

@@ -182,10 +182,11 @@ async def guarded_stream(
     failure: LlmProviderError
     while True:
         sent_text = False
-        inner = primary.stream(messages, model=model, max_tokens=max_tokens)
+        inner: AsyncIterator[Token] | None = None
         try:
             try:
                 watchdog.wait(timeouts.first_token_s)
+                inner = primary.stream(messages, model=model, max_tokens=max_tokens)
                 async for token in inner:
                     watchdog.waiting = False
                     if watchdog.fired:
@@ -215,7 +216,7 @@ async def guarded_stream(
                 raise mapped from exc
             finally:
                 watchdog.stop()
-                aclose = getattr(inner, "aclose", None)
+                aclose = getattr(inner, "aclose", None)  # None: never started
                 if aclose is not None:
                     await aclose()
         except LlmProviderError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from app.llm import http_errors
 from app.llm.base import ChatTurn, LlmProviderError, ModelInfo, Token, Usage
@@ -136,7 +136,7 @@ class OpenAIProvider:
         extra: dict[str, Any] = {}
         if max_tokens is not None:
             extra[self._limit_param] = max_tokens
-        response: openai.AsyncStream[Any] | None = None
+        response: openai.AsyncStream[ChatCompletionChunk] | None = None
         try:
             response = await self._client.chat.completions.create(
                 model=model or self._config.default_model,

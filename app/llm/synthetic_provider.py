@@ -126,8 +126,10 @@ class SyntheticProvider:
             outcome = "completed"
             yield Token(
                 "",
-                usage=Usage(prompt_tokens=sum(len(t.content.split()) for t in messages),
-                            completion_tokens=sent),
+                usage=Usage(
+                    prompt_tokens=sum(len(t.content.split()) for t in messages),
+                    completion_tokens=sent,
+                ),
                 finish_reason="length" if limit < spec.tokens else "stop",
             )
         finally:

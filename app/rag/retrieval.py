@@ -18,8 +18,8 @@ from app.db.engine import SessionFactory
 from app.db.models import Document, DocumentChunk
 from app.llm.base import LlmProviderError
 from app.llm.registry import ProviderRegistry
-from app.text.bm25 import rank_bm25
 from app.rag.fusion import cosine, reciprocal_rank_fusion
+from app.text.bm25 import rank_bm25
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ class Retriever:
         self.db = db
         self.embedder = providers.embedder
 
-    async def retrieve(self, workspace_id: uuid.UUID, question: str, top_k: int) -> list[dict[str, Any]]:
+    async def retrieve(
+        self, workspace_id: uuid.UUID, question: str, top_k: int
+    ) -> list[dict[str, Any]]:
         async with self.db() as s:
             rows = (
                 await s.execute(

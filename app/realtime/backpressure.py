@@ -26,7 +26,9 @@ class BackpressureGuard:
 
     async def check_once(self) -> list[str]:
         laggards = [
-            sid for sid in all_sids(self.sio) if send_queue_depth(self.sio, sid) > self.max_send_queue
+            sid
+            for sid in all_sids(self.sio)
+            if send_queue_depth(self.sio, sid) > self.max_send_queue
         ]
         for sid in laggards:
             log.warning("disconnecting %s: more than %d packets behind", sid, self.max_send_queue)

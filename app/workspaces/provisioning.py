@@ -49,10 +49,10 @@ class WorkspaceWorker:
         self._subscriptions: list[Subscription] = []
 
     async def start(self) -> None:
-        self._subscriptions.append(await self.bus.consume_jobs("workspaces", self._on_job, prefetch=8))
         self._subscriptions.append(
-            await self.bus.consume_dead_letters("workspaces", self._on_dead)
+            await self.bus.consume_jobs("workspaces", self._on_job, prefetch=8)
         )
+        self._subscriptions.append(await self.bus.consume_dead_letters("workspaces", self._on_dead))
 
     async def stop(self) -> None:
         for sub in self._subscriptions:

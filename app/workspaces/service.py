@@ -26,7 +26,9 @@ class Member:
     role: str
 
 
-async def membership(s: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID) -> tuple[Workspace, str]:
+async def membership(
+    s: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[Workspace, str]:
     row = (
         await s.execute(
             select(Workspace, WorkspaceMember.role)
@@ -39,7 +41,9 @@ async def membership(s: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUI
     return row[0], row[1]
 
 
-async def get_workspace(db: SessionFactory, workspace_id: uuid.UUID, user_id: uuid.UUID) -> Workspace:
+async def get_workspace(
+    db: SessionFactory, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> Workspace:
     async with db() as s:
         return (await membership(s, workspace_id, user_id))[0]
 
@@ -113,7 +117,9 @@ async def update_workspace(
             workspace.description = changes["description"]
         if "llm_provider" in changes or "llm_model" in changes:
             provider = changes.get("llm_provider", workspace.llm_provider)
-            model = changes.get("llm_model", workspace.llm_model if "llm_provider" not in changes else None)
+            model = changes.get(
+                "llm_model", workspace.llm_model if "llm_provider" not in changes else None
+            )
             workspace.llm_provider, workspace.llm_model = providers.resolve(provider, model)
         if "fallback_provider" in changes or "fallback_model" in changes:
             fallback = changes.get("fallback_provider", workspace.fallback_provider)
@@ -134,7 +140,9 @@ async def delete_workspace(db: SessionFactory, workspace_id: uuid.UUID, user_id:
         await s.delete(workspace)
 
 
-async def list_members(db: SessionFactory, workspace_id: uuid.UUID, user_id: uuid.UUID) -> list[Member]:
+async def list_members(
+    db: SessionFactory, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> list[Member]:
     async with db() as s:
         await membership(s, workspace_id, user_id)
         rows = (

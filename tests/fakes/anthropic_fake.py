@@ -62,7 +62,7 @@ class AnthropicFake(FakeLlmServer):
         }
 
     def prelude(self, request: RecordedRequest) -> bytes:
-        message = {
+        message: dict[str, Any] = {
             "id": "msg_fake",
             "type": "message",
             "role": "assistant",

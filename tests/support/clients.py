@@ -46,7 +46,9 @@ class Api:
         r = await self.http.post("/api/auth/token", data={"username": email, "password": PASSWORD})
         assert r.status_code == 200, r.text
         token = r.json()["access_token"]
-        me = (await self.http.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+        me = (
+            await self.http.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        ).json()
         return User(email, token, me["id"])
 
     async def workspace(self, user: User, *, ready: bool = True, **fields: Any) -> dict[str, Any]:
@@ -71,7 +73,12 @@ class Api:
         return list(r.json())
 
     async def wait_message(
-        self, user: User, session_id: str, message_id: str, statuses: tuple[str, ...], timeout: float = 20
+        self,
+        user: User,
+        session_id: str,
+        message_id: str,
+        statuses: tuple[str, ...],
+        timeout: float = 20,
     ) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -103,7 +110,9 @@ class Socket:
 
     def of_message(self, message_id: str) -> list[Event]:
         return [
-            e for e in self.events if isinstance(e.data, dict) and e.data.get("message_id") == message_id
+            e
+            for e in self.events
+            if isinstance(e.data, dict) and e.data.get("message_id") == message_id
         ]
 
     async def wait_for(self, predicate: Any, timeout: float = 20) -> None:

@@ -67,7 +67,7 @@ window.insighthub = {
   },
 };
 
-// --- the hash: #workspace=<id>&session=<id> -------------------------------------------------------
+// --- the hash: #workspace=<id>&session=<id> ------------------------------------------------------
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -82,7 +82,7 @@ function writeHash() {
   history.replaceState(null, "", hash ? `#${hash}` : location.pathname);
 }
 
-// --- signing in and out ---------------------------------------------------------------------------
+// --- signing in and out --------------------------------------------------------------------------
 
 function showAuth(message) {
   appView.hidden = true;
@@ -128,7 +128,9 @@ authForm.addEventListener("submit", async (event) => {
     await signIn(given.email, given.password);
   } catch (error) {
     showAuthMessage(
-      error.status === 401 ? "Wrong email or password." : ui.describeError(error.errorType, error.message),
+      error.status === 401
+        ? "Wrong email or password."
+        : ui.describeError(error.errorType, error.message),
     );
   }
 });
@@ -209,7 +211,7 @@ async function onConnected(realtime) {
   await chat.onConnected();
 }
 
-// --- workspaces -----------------------------------------------------------------------------------
+// --- workspaces ----------------------------------------------------------------------------------
 
 function setStatus(workspaceId, status) {
   const merged = mergeWorkspaceStatus(state.statusById.get(workspaceId), status);
@@ -235,7 +237,7 @@ async function loadWorkspaces() {
     state.workspaces = list;
     for (const ws of list) setStatus(ws.id, ws.status);
   } catch (error) {
-    banner.show(`Could not list the workspaces. ${ui.describeError(error.errorType, error.message)}`);
+    banner.show(ui.failure("Could not list the workspaces.", error));
   }
   renderWorkspaces();
 }
@@ -277,7 +279,7 @@ workspaceForm.addEventListener("submit", async (event) => {
   try {
     ws = await api.createWorkspace(name);
   } catch (error) {
-    banner.show(`Could not create the workspace. ${ui.describeError(error.errorType, error.message)}`);
+    banner.show(ui.failure("Could not create the workspace.", error));
     return;
   }
   input.value = "";
@@ -317,7 +319,7 @@ async function pickWorkspace(workspaceId, sessionId) {
   await pickSession(known ? sessionId : null);
 }
 
-// --- sessions -------------------------------------------------------------------------------------
+// --- sessions ------------------------------------------------------------------------------------
 
 async function loadSessions() {
   const workspaceId = state.workspaceId;
@@ -327,7 +329,7 @@ async function loadSessions() {
     if (workspaceId !== state.workspaceId) return;
     state.sessions = sessions;
   } catch (error) {
-    banner.show(`Could not list the conversations. ${ui.describeError(error.errorType, error.message)}`);
+    banner.show(ui.failure("Could not list the conversations.", error));
   }
   renderSessions();
 }
@@ -352,7 +354,7 @@ $("session-new").addEventListener("click", async () => {
   try {
     session = await api.createSession(workspaceId);
   } catch (error) {
-    banner.show(`Could not start a conversation. ${ui.describeError(error.errorType, error.message)}`);
+    banner.show(ui.failure("Could not start a conversation.", error));
     return;
   }
   if (workspaceId !== state.workspaceId) return;
@@ -360,7 +362,7 @@ $("session-new").addEventListener("click", async () => {
   await pickSession(session.id);
 });
 
-// --- the composer ---------------------------------------------------------------------------------
+// --- the composer --------------------------------------------------------------------------------
 
 composer.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -377,7 +379,7 @@ $("message-input").addEventListener("keydown", (event) => {
 
 $("stop").addEventListener("click", () => chat.stop());
 
-// --- start ----------------------------------------------------------------------------------------
+// --- start ---------------------------------------------------------------------------------------
 
 if (localStorage.getItem(TOKEN_KEY)) enter();
 else showAuth("");

@@ -15,14 +15,15 @@ const MAX_MESSAGE_CHARS = 32_000;
 /** A send that got no ack while the connection stayed up is tried again after this long. */
 const RETRY_UNACKED_MS = 2_000;
 
-/** A fresh client_message_id; crypto.randomUUID exists only in secure contexts, hence the fallback. */
+/** A fresh client_message_id (crypto.randomUUID exists only in secure contexts: a fallback). */
 export function newClientMessageId() {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const part = (from, to) => hex.slice(from, to);
+  return `${part(0, 8)}-${part(8, 12)}-${part(12, 16)}-${part(16, 20)}-${part(20, 32)}`;
 }
 
 export class Chat {
@@ -31,7 +32,8 @@ export class Chat {
    * @param {import("./socket.js").Realtime} options.realtime
    * @param {import("./api.js").Api} options.api
    * @param {{transcript: HTMLElement, outbox: HTMLElement, stop: HTMLButtonElement,
-   *          send: HTMLButtonElement, input: HTMLTextAreaElement, rate: HTMLElement}} options.elements
+   *          send: HTMLButtonElement, input: HTMLTextAreaElement, rate: HTMLElement}}
+   *        options.elements
    * @param {import("./ui.js").Banner} options.banner
    * @param {(sessionId: string) => void} options.onSessionStarted a draft got its session
    */
@@ -76,9 +78,9 @@ export class Chat {
     realtime.on("chat_error", (event) => this.onChatError(event));
   }
 
-  // --- the view ---------------------------------------------------------------------------------
+  // --- the view ----------------------------------------------------------------------------------
 
-  /** Shows a session of a workspace (`sessionId` null: a new conversation, created on first send). */
+  /** Shows a session of a workspace (`sessionId` null: a new conversation, made on first send). */
   async open(workspaceId, sessionId) {
     const seq = ++this.viewSeq;
     const previous = this.sessionId;
@@ -102,7 +104,7 @@ export class Chat {
         if (seq !== this.viewSeq) return;
         this.loading = false;
         this.refreshControls();
-        this.banner.show(`Could not load the conversation. ${ui.describeError(error.errorType, error.message)}`);
+        this.banner.show(ui.failure("Could not load the conversation.", error));
         return;
       }
       if (seq !== this.viewSeq) return;
@@ -110,7 +112,8 @@ export class Chat {
       this.loading = false;
     }
     for (const item of this.outbox) {
-      if (this.inView(item)) item.record = this.addUserBubble(item.text, item.state, item.clientMessageId);
+      if (!this.inView(item)) continue;
+      item.record = this.addUserBubble(item.text, item.state, item.clientMessageId);
     }
     this.el.transcript.scrollTop = this.el.transcript.scrollHeight;
     this.refreshControls();
@@ -183,7 +186,7 @@ export class Chat {
     this.el.input.disabled = !usable;
   }
 
-  // --- connection -------------------------------------------------------------------------------
+  // --- connection --------------------------------------------------------------------------------
 
   /** After every connect: rooms do not survive a reconnect, and chunks may have been missed. */
   async onConnected() {
@@ -218,7 +221,7 @@ export class Chat {
       .finally(() => record.stream.resumeAnswered());
   }
 
-  // --- sending ----------------------------------------------------------------------------------
+  // --- sending -----------------------------------------------------------------------------------
 
   /** Queues a message and sends it when it can; returns false when there is nothing to send. */
   send(text) {
@@ -334,7 +337,7 @@ export class Chat {
     this.refreshControls();
   }
 
-  // --- Stop -------------------------------------------------------------------------------------
+  // --- Stop --------------------------------------------------------------------------------------
 
   /** Cancels the answer in progress (the oldest one, which is the one streaming). */
   async stop() {
@@ -353,11 +356,11 @@ export class Chat {
     } catch (error) {
       record.stopping = false;
       this.refreshControls();
-      this.banner.show(`Could not stop the answer. ${ui.describeError(error.errorType, error.message)}`);
+      this.banner.show(ui.failure("Could not stop the answer.", error));
     }
   }
 
-  // --- server events ----------------------------------------------------------------------------
+  // --- server events -----------------------------------------------------------------------------
 
   /** The record for an event of the session on screen (made on the spot for an unknown answer). */
   recordFor(event) {

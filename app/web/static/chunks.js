@@ -46,7 +46,10 @@ export class StreamText {
    */
   apply({ attempt, offset, chunk }) {
     const malformed =
-      !Number.isInteger(attempt) || !Number.isInteger(offset) || offset < 0 || typeof chunk !== "string";
+      !Number.isInteger(attempt) ||
+      !Number.isInteger(offset) ||
+      offset < 0 ||
+      typeof chunk !== "string";
     if (malformed || attempt < this.attempt) {
       return { outcome: "stale", reset: false, added: "", resume: false };
     }

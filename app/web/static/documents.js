@@ -49,7 +49,7 @@ export class Documents {
       documents = await this.api.listDocuments(workspaceId);
     } catch (error) {
       if (workspaceId === this.workspaceId) {
-        this.banner.show(`Could not list the documents. ${ui.describeError(error.errorType, error.message)}`);
+        this.banner.show(ui.failure("Could not list the documents.", error));
       }
       return;
     }
@@ -116,7 +116,8 @@ export class Documents {
       // Uploaded elsewhere, or its upload answer is still on the way: the list will tell.
       clearTimeout(this.refreshTimer);
       this.refreshTimer = setTimeout(() => this.refresh(), UNKNOWN_REFRESH_MS);
-      this.early.set(event.document_id, mergeDocumentState(this.early.get(event.document_id), event));
+      const early = mergeDocumentState(this.early.get(event.document_id), event);
+      this.early.set(event.document_id, early);
       return;
     }
     known.state = mergeDocumentState(known.state, event);

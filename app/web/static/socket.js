@@ -31,7 +31,8 @@ export class Realtime {
   /**
    * @param {object} options
    * @param {() => string | null} options.getToken read at every (re)connect, so a new token is used
-   * @param {(state: string) => void} options.onState "connecting" | "connected" | "reconnecting" | "offline"
+   * @param {(state: string) => void} options.onState
+   *        "connecting" | "connected" | "reconnecting" | "offline"
    * @param {(first: boolean) => void} options.onConnect after each successful connect
    * @param {(message: string) => void} options.onUnauthorized the server refused the token
    */

@@ -31,7 +31,7 @@ export function byTestId(testid, root = document) {
   return root.querySelector(`[data-testid="${testid}"]`);
 }
 
-// --- words for PROTOCOL.md's error types --------------------------------------------------------
+// --- words for PROTOCOL.md's error types ---------------------------------------------------------
 
 const ERROR_WORDS = {
   unauthorized: "You are not signed in.",
@@ -63,7 +63,12 @@ export function describeError(errorType, message) {
   return `${words} ${sentence}`;
 }
 
-// --- the error banner ---------------------------------------------------------------------------
+/** "What failed." followed by why, in words: for the banner. */
+export function failure(what, error) {
+  return `${what} ${describeError(error?.errorType, error?.message)}`;
+}
+
+// --- the error banner ----------------------------------------------------------------------------
 
 /** The banner at the top: shows the latest error and clears it after a while. */
 export class Banner {
@@ -88,7 +93,7 @@ export class Banner {
   }
 }
 
-// --- connection badge ---------------------------------------------------------------------------
+// --- connection badge ----------------------------------------------------------------------------
 
 const BADGE_WORDS = {
   connecting: "Connecting…",
@@ -102,7 +107,7 @@ export function renderBadge(element, state) {
   element.textContent = BADGE_WORDS[state] || state;
 }
 
-// --- workspaces and sessions --------------------------------------------------------------------
+// --- workspaces and sessions ---------------------------------------------------------------------
 
 export function statusPill(status, testid) {
   return h("span", { className: `pill pill-${status}`, testid, dataset: { status }, text: status });
@@ -120,7 +125,11 @@ export function renderWorkspaceList(list, workspaces, currentId, onPick) {
         },
         h(
           "button",
-          { className: "item-button", attrs: { type: "button" }, on: { click: () => onPick(ws.id) } },
+          {
+            className: "item-button",
+            attrs: { type: "button" },
+            on: { click: () => onPick(ws.id) },
+          },
           h("span", { className: "item-name", text: ws.name }),
           statusPill(ws.status, "workspace-item-status"),
         ),
@@ -167,7 +176,7 @@ export function renderSessionList(list, sessions, currentId, onPick) {
   );
 }
 
-// --- documents ----------------------------------------------------------------------------------
+// --- documents -----------------------------------------------------------------------------------
 
 function formatBytes(size) {
   if (!Number.isFinite(size)) return "";
@@ -215,14 +224,15 @@ export function updateDocumentRow(row, { status, progress, message }) {
   row.dataset.status = status;
   row.dataset.progress = String(value);
   const bar = byTestId("document-progress", row);
-  if (status === "uploading") bar.removeAttribute("value"); // indeterminate until the server answers
+  // While uploading the bar is indeterminate: the server has not answered yet.
+  if (status === "uploading") bar.removeAttribute("value");
   else bar.value = value;
   const words = status === "processing" ? `processing ${Math.round(value * 100)} %` : status;
   byTestId("document-status", row).textContent = words;
   byTestId("document-message", row).textContent = message || "";
 }
 
-// --- messages -----------------------------------------------------------------------------------
+// --- messages ------------------------------------------------------------------------------------
 
 const STATUS_WORDS = {
   queued: "waiting to send",
@@ -301,7 +311,7 @@ export function setBubbleSources(element, sources) {
   list.hidden = items.length === 0;
 }
 
-// --- the outbox ---------------------------------------------------------------------------------
+// --- the outbox ----------------------------------------------------------------------------------
 
 /** The messages typed while offline, oldest first, shown until they are sent. */
 export function renderOutbox(panel, items) {
@@ -312,7 +322,7 @@ export function renderOutbox(panel, items) {
   panel.hidden = items.length === 0;
 }
 
-/** Keeps a scrolled-to-the-bottom transcript at the bottom as it grows; leaves it alone otherwise. */
+/** Keeps a transcript scrolled to the bottom there as it grows; leaves it alone otherwise. */
 export function stickToBottom(container, update) {
   const atBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 48;
   update();

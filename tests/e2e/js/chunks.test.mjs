@@ -154,7 +154,8 @@ describe("StreamText.apply", () => {
       if (r.resume) {
         resumes += 1;
         // The server answers a resume with the text from the offset asked for, as one chunk.
-        const catchUp = { attempt: 1, offset: s.length, chunk: dropCodePoints(full, s.length), seq: -1 };
+        const rest = dropCodePoints(full, s.length);
+        const catchUp = { attempt: 1, offset: s.length, chunk: rest, seq: -1 };
         assert.equal(s.apply(catchUp).outcome, "appended");
         s.resumeAnswered();
       }

@@ -15,20 +15,32 @@ async def test_register_token_me_and_their_failures(api: Api) -> None:
     body = r.json()
     assert set(body) == {"id", "email", "created_at"}
     assert body["email"] == email.lower() and body["created_at"].endswith("Z")
-    dup = await api.http.post("/api/auth/register", json={"email": email.lower(), "password": PASSWORD})
+    dup = await api.http.post(
+        "/api/auth/register", json={"email": email.lower(), "password": PASSWORD}
+    )
     assert dup.status_code == 409 and dup.json()["error_type"] == "conflict"
-    for bad in ({"email": "nope", "password": PASSWORD}, {"email": email}, {"email": "a@b.co", "password": "short"}):
+    for bad in (
+        {"email": "nope", "password": PASSWORD},
+        {"email": email},
+        {"email": "a@b.co", "password": "short"},
+    ):
         r = await api.http.post("/api/auth/register", json=bad)
         assert r.status_code == 422 and r.json()["error_type"] == "validation_error"
         assert isinstance(r.json()["detail"], list)
     tok = await api.http.post("/api/auth/token", data={"username": email, "password": PASSWORD})
     assert tok.status_code == 200
     assert tok.json()["token_type"] == "bearer" and tok.json()["expires_in"] > 0
-    wrong = await api.http.post("/api/auth/token", data={"username": email, "password": "wrong-one"})
+    wrong = await api.http.post(
+        "/api/auth/token", data={"username": email, "password": "wrong-one"}
+    )
     assert wrong.status_code == 401 and wrong.json()["error_type"] == "unauthorized"
-    nobody = await api.http.post("/api/auth/token", data={"username": "x@example.com", "password": "whatever1"})
+    nobody = await api.http.post(
+        "/api/auth/token", data={"username": "x@example.com", "password": "whatever1"}
+    )
     assert nobody.status_code == 401
-    me = await api.http.get("/api/auth/me", headers={"Authorization": f"Bearer {tok.json()['access_token']}"})
+    me = await api.http.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {tok.json()['access_token']}"}
+    )
     assert me.status_code == 200 and me.json()["id"] == body["id"]
     for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic abc"}):
         r = await api.http.get("/api/auth/me", headers=headers)
@@ -61,7 +73,9 @@ async def test_workspaces_crud_defaults_and_owner_rules(server: LiveServer, api:
     ws = await api.workspace(owner, name="Research", description="papers")
     assert ws["llm_provider"] == "local" and ws["llm_model"] == "extractive"
     assert ws["status"] == "ready"
-    r = await api.http.post("/api/workspaces", json={"name": "x", "llm_provider": "openai"}, headers=owner.auth)
+    r = await api.http.post(
+        "/api/workspaces", json={"name": "x", "llm_provider": "openai"}, headers=owner.auth
+    )
     assert r.status_code == 422 and r.json()["error_type"] == "validation_error"
     r = await api.http.post("/api/workspaces", json={"name": ""}, headers=owner.auth)
     assert r.status_code == 422
@@ -70,22 +84,40 @@ async def test_workspaces_crud_defaults_and_owner_rules(server: LiveServer, api:
     assert (await api.http.get("/api/workspaces", headers=stranger.auth)).json() == []
 
     r = await api.http.post(
-        f"/api/workspaces/{ws['id']}/members", json={"email": member.email, "role": "member"}, headers=owner.auth
+        f"/api/workspaces/{ws['id']}/members",
+        json={"email": member.email, "role": "member"},
+        headers=owner.auth,
     )
-    assert r.status_code == 201 and r.json() == {"user_id": member.id, "email": member.email, "role": "member"}
+    assert r.status_code == 201 and r.json() == {
+        "user_id": member.id,
+        "email": member.email,
+        "role": "member",
+    }
     r = await api.http.post(
-        f"/api/workspaces/{ws['id']}/members", json={"email": "ghost@example.com"}, headers=owner.auth
+        f"/api/workspaces/{ws['id']}/members",
+        json={"email": "ghost@example.com"},
+        headers=owner.auth,
     )
     assert r.status_code == 404
-    members = (await api.http.get(f"/api/workspaces/{ws['id']}/members", headers=member.auth)).json()
+    members = (
+        await api.http.get(f"/api/workspaces/{ws['id']}/members", headers=member.auth)
+    ).json()
     assert {m["role"] for m in members} == {"owner", "member"}
     # A member sees the workspace but may not change or delete it.
-    assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=member.auth)).status_code == 200
-    assert (await api.http.patch(f"/api/workspaces/{ws['id']}", json={"name": "m"}, headers=member.auth)).status_code == 404
-    assert (await api.http.delete(f"/api/workspaces/{ws['id']}", headers=member.auth)).status_code == 404
+    assert (
+        await api.http.get(f"/api/workspaces/{ws['id']}", headers=member.auth)
+    ).status_code == 200
+    assert (
+        await api.http.patch(f"/api/workspaces/{ws['id']}", json={"name": "m"}, headers=member.auth)
+    ).status_code == 404
+    assert (
+        await api.http.delete(f"/api/workspaces/{ws['id']}", headers=member.auth)
+    ).status_code == 404
     # A stranger learns nothing.
     for method in ("GET", "PATCH", "DELETE"):
-        r = await api.http.request(method, f"/api/workspaces/{ws['id']}", json={}, headers=stranger.auth)
+        r = await api.http.request(
+            method, f"/api/workspaces/{ws['id']}", json={}, headers=stranger.auth
+        )
         assert r.status_code == 404, method
     r = await api.http.patch(
         f"/api/workspaces/{ws['id']}",
@@ -94,17 +126,29 @@ async def test_workspaces_crud_defaults_and_owner_rules(server: LiveServer, api:
     )
     assert r.status_code == 200
     assert r.json()["name"] == "Renamed" and r.json()["llm_model"] == "tokens-40-rate-40"
-    bad = await api.http.patch(f"/api/workspaces/{ws['id']}", json={"llm_provider": "anthropic"}, headers=owner.auth)
+    bad = await api.http.patch(
+        f"/api/workspaces/{ws['id']}", json={"llm_provider": "anthropic"}, headers=owner.auth
+    )
     assert bad.status_code == 422
-    assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=owner.auth)).json()["llm_provider"] == "synthetic"
+    assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=owner.auth)).json()[
+        "llm_provider"
+    ] == "synthetic"
     # A member may leave; the owner may not be removed.
     r = await api.http.delete(f"/api/workspaces/{ws['id']}/members/{owner.id}", headers=owner.auth)
     assert r.status_code == 409
-    r = await api.http.delete(f"/api/workspaces/{ws['id']}/members/{member.id}", headers=member.auth)
+    r = await api.http.delete(
+        f"/api/workspaces/{ws['id']}/members/{member.id}", headers=member.auth
+    )
     assert r.status_code == 204
-    assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=member.auth)).status_code == 404
-    assert (await api.http.delete(f"/api/workspaces/{ws['id']}", headers=owner.auth)).status_code == 204
-    assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=owner.auth)).status_code == 404
+    assert (
+        await api.http.get(f"/api/workspaces/{ws['id']}", headers=member.auth)
+    ).status_code == 404
+    assert (
+        await api.http.delete(f"/api/workspaces/{ws['id']}", headers=owner.auth)
+    ).status_code == 204
+    assert (
+        await api.http.get(f"/api/workspaces/{ws['id']}", headers=owner.auth)
+    ).status_code == 404
 
 
 async def test_sessions_are_the_callers_newest_first_with_paging(api: Api) -> None:
@@ -112,25 +156,37 @@ async def test_sessions_are_the_callers_newest_first_with_paging(api: Api) -> No
     ws = await api.workspace(user)
     made = []
     for i in range(5):
-        r = await api.http.post(f"/api/workspaces/{ws['id']}/sessions", json={"title": f"s{i}"}, headers=user.auth)
+        r = await api.http.post(
+            f"/api/workspaces/{ws['id']}/sessions", json={"title": f"s{i}"}, headers=user.auth
+        )
         assert r.status_code == 201 and r.json()["workspace_id"] == ws["id"]
         made.append(r.json())
     listed = (await api.http.get(f"/api/workspaces/{ws['id']}/sessions", headers=user.auth)).json()
     assert [s["title"] for s in listed] == ["s4", "s3", "s2", "s1", "s0"]
     page = (
         await api.http.get(
-            f"/api/workspaces/{ws['id']}/sessions", params={"limit": 2, "before": made[3]["id"]}, headers=user.auth
+            f"/api/workspaces/{ws['id']}/sessions",
+            params={"limit": 2, "before": made[3]["id"]},
+            headers=user.auth,
         )
     ).json()
     assert [s["title"] for s in page] == ["s2", "s1"]
     for params in ({"limit": 0}, {"limit": 501}, {"before": "nope"}, {"before": str(uuid.uuid4())}):
-        r = await api.http.get(f"/api/workspaces/{ws['id']}/sessions", params=params, headers=user.auth)
+        r = await api.http.get(
+            f"/api/workspaces/{ws['id']}/sessions", params=params, headers=user.auth
+        )
         assert r.status_code == 422, params
     r = await api.http.get(f"/api/sessions/{made[0]['id']}", headers=other.auth)
     assert r.status_code == 404
-    assert (await api.http.delete(f"/api/sessions/{made[0]['id']}", headers=other.auth)).status_code == 404
-    assert (await api.http.delete(f"/api/sessions/{made[0]['id']}", headers=user.auth)).status_code == 204
-    assert (await api.http.get(f"/api/sessions/{made[0]['id']}", headers=user.auth)).status_code == 404
+    assert (
+        await api.http.delete(f"/api/sessions/{made[0]['id']}", headers=other.auth)
+    ).status_code == 404
+    assert (
+        await api.http.delete(f"/api/sessions/{made[0]['id']}", headers=user.auth)
+    ).status_code == 204
+    assert (
+        await api.http.get(f"/api/sessions/{made[0]['id']}", headers=user.auth)
+    ).status_code == 404
 
 
 async def test_providers_health_readiness_metrics_and_docs(api: Api) -> None:

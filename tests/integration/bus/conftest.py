@@ -143,8 +143,19 @@ async def event_bindings(vhost: str, queue: str) -> set[str]:
     }
 
 
+@pytest.fixture(scope="session")
+def _vhost_reaper() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Vhost deletions run in the background (a couple of seconds each); checked at the end."""
+    deletions: list[subprocess.Popen[bytes]] = []
+    yield deletions
+    failed = [d.args for d in deletions if d.wait(timeout=120) != 0]
+    if failed:
+        raise RuntimeError(f"could not delete test vhosts: {failed}")
+
+
 @pytest.fixture(scope="module")
-def amqp_vhost() -> Iterator[str]:
+def amqp_vhost(_vhost_reaper: list[subprocess.Popen[bytes]]) -> Iterator[str]:
+    """A fresh vhost for one test module, deleted after it."""
     _check_broker()
     vhost = f"insighthub-test-{uuid.uuid4().hex[:12]}"
     rabbitmqctl("add_vhost", vhost)
@@ -153,7 +164,13 @@ def amqp_vhost() -> Iterator[str]:
         yield vhost
     finally:
         time.sleep(max(0.0, _last_start + _SETTLE_AFTER_START_S - time.monotonic()))
-        rabbitmqctl("delete_vhost", vhost)
+        _vhost_reaper.append(
+            subprocess.Popen(
+                ["rabbitmqctl", "delete_vhost", vhost],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,9 @@ async def test_cancel_mid_stream_closes_the_generator_and_stores_the_partial_tex
         assert stored["content"] == partial
         recorder = server.ctx.providers.get("synthetic").recorder  # type: ignore[attr-defined]
         closed = [
-            r for r in recorder.records if r["event"] == "closed" and r["question"] == "cancel me please"
+            r
+            for r in recorder.records
+            if r["event"] == "closed" and r["question"] == "cancel me please"
         ]
         assert closed and closed[-1]["outcome"] == "closed"
         await asyncio.sleep(0.3)
@@ -131,7 +133,8 @@ async def test_a_provider_failure_mid_stream_keeps_the_partial_text_and_the_sess
         )
         assert r.status_code == 200
         nxt = await sock.call(
-            "chat_message", {"workspace_id": ws["id"], "session_id": ack["session_id"], "message": "again"}
+            "chat_message",
+            {"workspace_id": ws["id"], "session_id": ack["session_id"], "message": "again"},
         )
         assert nxt["session_id"] == ack["session_id"]
         done = await sock.wait_final(nxt["message_id"])

@@ -33,7 +33,9 @@ async def test_resume_at_random_cut_points_ends_with_exactly_the_stored_text(
     ws = await api.workspace(user, llm_provider="synthetic", llm_model="tokens-120-rate-200")
     for round_ in range(6):
         first = await connect(server.url, user.token)
-        ack = await first.call("chat_message", {"workspace_id": ws["id"], "message": f"cut {round_}"})
+        ack = await first.call(
+            "chat_message", {"workspace_id": ws["id"], "message": f"cut {round_}"}
+        )
         mid = ack["message_id"]
         await first.wait_chunks(mid, rng.randint(1, 60))
         await first.disconnect()
@@ -43,7 +45,12 @@ async def test_resume_at_random_cut_points_ends_with_exactly_the_stored_text(
         try:
             answer = await second.call(
                 "resume",
-                {"session_id": ack["session_id"], "message_id": mid, "attempt": 1, "offset": len(held)},
+                {
+                    "session_id": ack["session_id"],
+                    "message_id": mid,
+                    "attempt": 1,
+                    "offset": len(held),
+                },
             )
             assert answer["ok"] is True and answer["attempt"] == 1
             assert answer["status"] in ("streaming", "complete")
@@ -85,7 +92,9 @@ async def test_resume_edge_cases(server: LiveServer, api: Api) -> None:
             # Nothing new (offset at or past the end): no chunk, just the final event.
             for offset in (len(full), len(full) + 10):
                 late.events.clear()
-                answer = await late.call("resume", {"session_id": sid, "message_id": mid, "offset": offset})
+                answer = await late.call(
+                    "resume", {"session_id": sid, "message_id": mid, "offset": offset}
+                )
                 assert answer["length"] == len(full)
                 await late.wait_final(mid)
                 assert [e.name for e in late.of_message(mid)] == ["chat_complete"]
@@ -119,12 +128,19 @@ async def test_resume_of_a_queued_answer_sends_no_text_then_the_live_stream(
         try:
             answer = await other.call(
                 "resume",
-                {"session_id": first["session_id"], "message_id": queued["message_id"], "offset": 0},
+                {
+                    "session_id": first["session_id"],
+                    "message_id": queued["message_id"],
+                    "offset": 0,
+                },
             )
             assert answer["ok"] and answer["status"] == "pending" and answer["length"] == 0
             final = await other.wait_final(queued["message_id"], timeout=30)
             assert final.name == "chat_complete"
-            assert text_of(other.named("chat_chunk", queued["message_id"])) == final.data["full_response"]
+            assert (
+                text_of(other.named("chat_chunk", queued["message_id"]))
+                == final.data["full_response"]
+            )
         finally:
             await other.disconnect()
     finally:

@@ -12,7 +12,9 @@ from tests.support.clients import Api, User
 from tests.support.server import LiveServer
 
 
-async def read_events(response: httpx.Response, stop_after: int | None = None) -> list[tuple[str, Any]]:
+async def read_events(
+    response: httpx.Response, stop_after: int | None = None
+) -> list[tuple[str, Any]]:
     events: list[tuple[str, Any]] = []
     name = None
     async for line in response.aiter_lines():
@@ -66,7 +68,9 @@ async def test_a_client_that_disconnects_cancels_the_answer(server: LiveServer, 
     assert 0 < len(stored["content"].split()) < 500
     recorder = server.ctx.providers.get("synthetic").recorder  # type: ignore[attr-defined]
     for _ in range(50):
-        closed = [r for r in recorder.records if r["event"] == "closed" and r["question"] == "leave early"]
+        closed = [
+            r for r in recorder.records if r["event"] == "closed" and r["question"] == "leave early"
+        ]
         if closed:
             break
         await asyncio.sleep(0.05)
@@ -81,7 +85,12 @@ async def test_bad_requests_are_refused_before_any_stream(api: Api) -> None:
     assert r.status_code == 401 and r.json()["error_type"] == "unauthorized"
     r = await api.http.post(url, json={"message": "hi"}, headers=stranger.auth)
     assert r.status_code == 404 and r.json()["error_type"] == "not_found"
-    for body in ({}, {"message": "  "}, {"message": "x" * 32_001}, {"message": "x", "rag_type": "graph"}):
+    for body in (
+        {},
+        {"message": "  "},
+        {"message": "x" * 32_001},
+        {"message": "x", "rag_type": "graph"},
+    ):
         r = await api.http.post(url, json=body, headers=user.auth)
         assert r.status_code == 422 and r.json()["error_type"] == "validation_error", body
     assert await api.messages(user, sid) == []

@@ -43,7 +43,11 @@ async def test_refused_connects_say_unauthorized(server: LiveServer, api: Api) -
         {"token": jwt.encode({"sub": user.id, "iat": now, "exp": now + 60}, "wrong-secret")},
         {"token": jwt.encode({"sub": user.id, "iat": now - 120, "exp": now - 60}, secret)},
         {"token": jwt.encode({"sub": user.id, "iat": now}, secret)},  # no exp
-        {"token": jwt.encode({"sub": user.id, "iat": now, "exp": now + 60}, secret, algorithm="HS512")},
+        {
+            "token": jwt.encode(
+                {"sub": user.id, "iat": now, "exp": now + 60}, secret, algorithm="HS512"
+            )
+        },
         {"token": jwt.encode({"sub": str(uuid.uuid4()), "iat": now, "exp": now + 60}, secret)},
         {"token": jwt.encode({"sub": "nobody", "iat": now, "exp": now + 60}, secret)},
     ]
@@ -55,7 +59,9 @@ async def test_refused_connects_say_unauthorized(server: LiveServer, api: Api) -
         assert why["message"]
 
 
-async def test_a_token_that_expires_while_connected_is_disconnected(server: LiveServer, api: Api) -> None:
+async def test_a_token_that_expires_while_connected_is_disconnected(
+    server: LiveServer, api: Api
+) -> None:
     user = await api.user()
     short = server.ctx.tokens.issue(uuid.UUID(user.id), ttl_s=1)
     sock = await connect(server.url, short)
@@ -170,7 +176,11 @@ async def test_strangers_get_not_found_for_workspaces_sessions_and_messages(
             assert answer["ok"] is False and answer["error_type"] == "not_found", (event, answer)
         await mine.wait_chunks(mid, 2)
         assert theirs.of_message(mid) == []
-        for path in (f"/api/workspaces/{ws['id']}", f"/api/sessions/{sid}", f"/api/sessions/{sid}/messages"):
+        for path in (
+            f"/api/workspaces/{ws['id']}",
+            f"/api/sessions/{sid}",
+            f"/api/sessions/{sid}/messages",
+        ):
             r = await api.http.get(path, headers=stranger.auth)
             assert r.status_code == 404 and r.json()["error_type"] == "not_found", path
         # Another user's session in one's own workspace is not one's own either.
