@@ -26,7 +26,7 @@ for _name in [n for n in os.environ if n.startswith("INSIGHTHUB_")]:
 DB_KINDS = ("sqlite", "postgres")
 
 
-def test_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": database_url,
@@ -84,7 +84,7 @@ async def server(
     kind = request.param
     url = request.getfixturevalue("postgres_server") if kind == "postgres" else None
     data_dir = tmp_path_factory.mktemp(f"server-{kind}")
-    live = await LiveServer(test_settings(data_dir, url)).start()
+    live = await LiveServer(make_settings(data_dir, url)).start()
     try:
         yield live
     finally:

@@ -145,7 +145,8 @@ class AmqpBus:
             if not self._ready.is_set():
                 raise ConnectionError("the connection closed during start")
         except BROKER_ERRORS as exc:
-            await self._connection.close()
+            connection, self._connection = self._connection, None
+            await connection.close()
             raise ServiceUnavailable(f"RabbitMQ at {where}: setup failed: {exc!r}") from exc
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"amqp-bus-supervisor:{self.node_id}"
@@ -162,9 +163,10 @@ class AmqpBus:
             await asyncio.gather(self._supervisor, return_exceptions=True)
         consumers = list(self._consumers.values())
         for consumer in consumers:
-            await consumer.cancel()
-        consumers.extend(self._draining)
-        await asyncio.gather(*(c.shutdown() for c in consumers), return_exceptions=True)
+            await consumer.cancel()  # stop deliveries first, then stop the handlers
+        every = {*consumers, *self._draining}
+        await asyncio.gather(*(c.shutdown() for c in every), return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
 

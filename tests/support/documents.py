@@ -78,10 +78,10 @@ def make_zip() -> bytes:
 PLAIN = Sample(
     filename="harbour.txt",
     data=(
-        "Harbour log\n\n"
-        "The Halvorsen lighthouse keeper counts 37 fishing boats every night of the herring season.\n\n"
-        "Storms are recorded in the blue ledger.\n"
-    ).encode(),
+        b"Harbour log\n\n"
+        b"The Halvorsen lighthouse keeper counts 37 fishing boats every night of the herring season.\n\n"
+        b"Storms are recorded in the blue ledger.\n"
+    ),
     content_type="text/plain",
     fact="37 fishing boats",
     question="How many fishing boats does the Halvorsen lighthouse keeper count?",
@@ -90,12 +90,12 @@ PLAIN = Sample(
 MARKDOWN = Sample(
     filename="onboarding.md",
     data=(
-        "# Onboarding\n\n"
-        "New engineers receive a brass compass engraved with the number 5521 on their first day.\n\n"
-        "## Tools\n\n"
-        "- a laptop\n"
-        "- an access badge\n"
-    ).encode(),
+        b"# Onboarding\n\n"
+        b"New engineers receive a brass compass engraved with the number 5521 on their first day.\n\n"
+        b"## Tools\n\n"
+        b"- a laptop\n"
+        b"- an access badge\n"
+    ),
     content_type="text/markdown",
     fact="engraved with the number 5521",
     question="Which number is engraved on the brass compass new engineers receive?",
@@ -104,13 +104,13 @@ MARKDOWN = Sample(
 HTML = Sample(
     filename="canteen.html",
     data=(
-        "<!DOCTYPE html>\n<html><head><title>Canteen</title>"
-        "<script>var trackingPixel = 'zzqx-secret';</script>"
-        "<style>p { color: teal; }</style></head>\n"
-        "<body><h1>Canteen</h1>"
-        "<p>The canteen serves <b>saffron risotto</b> every Thursday at noon.</p>"
-        "<p>Coffee is free on Mondays.</p></body></html>\n"
-    ).encode(),
+        b"<!DOCTYPE html>\n<html><head><title>Canteen</title>"
+        b"<script>var trackingPixel = 'zzqx-secret';</script>"
+        b"<style>p { color: teal; }</style></head>\n"
+        b"<body><h1>Canteen</h1>"
+        b"<p>The canteen serves <b>saffron risotto</b> every Thursday at noon.</p>"
+        b"<p>Coffee is free on Mondays.</p></body></html>\n"
+    ),
     content_type="text/html",
     fact="saffron risotto every Thursday",
     question="Which day does the canteen serve saffron risotto?",
@@ -210,7 +210,11 @@ async def ask(
     sock: Socket, workspace_id: str, question: str, *, rag_type: str, session_id: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Send a chat message; its ack and the data of its ``chat_complete``."""
-    payload: dict[str, Any] = {"workspace_id": workspace_id, "message": question, "rag_type": rag_type}
+    payload: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "message": question,
+        "rag_type": rag_type,
+    }
     if session_id is not None:
         payload["session_id"] = session_id
     ack = await sock.call("chat_message", payload)

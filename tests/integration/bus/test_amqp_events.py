@@ -154,6 +154,20 @@ async def test_a_new_feed_after_cancel_keeps_the_bindings(make_bus: BusFactory) 
     assert first.events == []
 
 
+async def test_a_pattern_the_broker_cannot_take_is_refused_up_front(make_bus: BusFactory) -> None:
+    bus = await make_bus()
+    feed = await feed_of(bus)
+    with pytest.raises(ValueError):
+        await bus.bind("chat." + "x" * 300 + ".*")
+    with pytest.raises(ValueError):
+        await bus.bind("")
+    await bus.bind("chat.ok.*")  # and it left nothing behind that breaks the next bind
+    await bus.publish_event("chat.ok.chunk", b"ok")
+    await feed.settle(bus)
+    assert feed.keys() == ["chat.ok.chunk"]
+    assert bus.bound_patterns() == {SENTINEL, "chat.ok.*"}
+
+
 async def test_publishing_to_a_key_nobody_binds_is_fine(make_bus: BusFactory) -> None:
     bus = await make_bus()
     await bus.publish_event("chat.nobody.chunk", b"x")  # no exception, nothing to wait for

@@ -97,9 +97,9 @@ async def test_bad_requests_are_refused_before_any_stream(api: Api) -> None:
 
 
 async def test_a_quiet_stream_sends_heartbeat_comments(tmp_path: Any) -> None:
-    from tests.conftest import test_settings
+    from tests.conftest import make_settings
 
-    live = await LiveServer(test_settings(tmp_path, sse_heartbeat_s=0.1)).start()
+    live = await LiveServer(make_settings(tmp_path, sse_heartbeat_s=0.1)).start()
     api = Api(live.url)
     try:
         user = await api.user()
