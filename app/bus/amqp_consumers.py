@@ -195,8 +195,9 @@ class ManagedConsumer:
                     timeout=self._timeout,
                 )
             except BaseException:
-                # aiormq registers the tag before the broker answers: a failed consume would
-                # look live. A fresh channel next time is the only honest state.
+                # aiormq registers the tag before the broker answers, so a failed consume
+                # would look live. (A broker error or an RPC timeout also closes the channel,
+                # so no consumer the bus does not know of is left on the broker.)
                 channel.consumers.pop(self.tag, None)
                 raise
         log.info("consuming %s as %s", self.queue, self.tag)
