@@ -89,7 +89,9 @@ class DocumentWorker:
         async with self.db() as s:
             document = await s.get(Document, job.document_id)
         if document is not None and document.status in ("queued", "processing"):
-            await self._status(document, "failed", document.progress, "processing kept failing")
+            # A failed document always says why (PROTOCOL.md: documents list their error).
+            reason = "processing kept failing on the server; upload the document again"
+            await self._status(document, "failed", document.progress, reason, reason)
         await delivery.ack()
 
     async def _status(
@@ -143,7 +145,8 @@ class DocumentWorker:
             overlap_chars=self.settings.chunk_overlap_chars,
         )
         if not pieces:
-            await self._status(document, "failed", document.progress, "no text to index", "no text")
+            reason = "the document has no text to index"
+            await self._status(document, "failed", document.progress, reason, reason)
             return
         await self._status(document, "processing", 0.6, f"indexing {len(pieces)} passages")
         vectors = await self._embed(document, pieces)

@@ -2,7 +2,7 @@
 
 ``amqp_url`` is meant for reuse by other test folders (import it from here in their
 conftest). A test that cannot reach the broker skips with the reason, except under
-``CI=true``, where it fails: CI is supposed to have the broker.
+``CI=true``, where it fails (``tests.support.services.require``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -24,9 +23,7 @@ import aiormq
 import pytest
 
 from app.bus.amqp import AmqpBus
-
-AMQP_HOST = os.environ.get("INSIGHTHUB_TEST_AMQP_HOST", "127.0.0.1")
-AMQP_PORT = int(os.environ.get("INSIGHTHUB_TEST_AMQP_PORT", "5672"))
+from tests.support.services import AMQP_HOST, AMQP_PORT, require
 
 # RabbitMQ 3.10 can crash rabbit_fifo_dlx_sup when at-least-once quorum queues are deleted
 # right after ``start_app``: a vhost is deleted no sooner than this after the last start.
@@ -34,19 +31,13 @@ _SETTLE_AFTER_START_S = 3.0
 _last_start = 0.0
 
 
-def broker_unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"RabbitMQ is required under CI: {reason}")
-    pytest.skip(reason)
-
-
 def _check_broker() -> None:
+    require("RabbitMQ", AMQP_HOST, AMQP_PORT)
     if shutil.which("rabbitmqctl") is None:
-        broker_unavailable("rabbitmqctl is not installed (it creates the test vhosts)")
-    try:
-        socket.create_connection((AMQP_HOST, AMQP_PORT), timeout=2).close()
-    except OSError as exc:
-        broker_unavailable(f"RabbitMQ is not reachable at {AMQP_HOST}:{AMQP_PORT}: {exc}")
+        reason = "rabbitmqctl is not installed (it creates the test vhosts)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true: services are required)")
+        pytest.skip(reason)
 
 
 def rabbitmqctl(*args: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import func, or_, select
 
 from app.db.models import (
@@ -26,7 +27,7 @@ from app.db.models import (
 )
 from app.workspaces.provisioning import WorkspaceWorker
 from tests.conftest import make_settings
-from tests.support.clients import Api, connect
+from tests.support.clients import Api, User, connect
 from tests.support.documents import (
     CORRUPT_PDF,
     DOCUMENT_FIELDS,
@@ -49,6 +50,23 @@ from tests.support.documents import (
     wait_document_event,
 )
 from tests.support.server import LiveServer
+
+
+# Registering costs two Argon2 hashes; each test makes its own workspaces, so the users
+# can be shared by the tests of one server.
+@pytest_asyncio.fixture(scope="module")
+async def owner(api: Api) -> User:
+    return await api.user()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stranger(api: Api) -> User:
+    return await api.user()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def member(api: Api) -> User:
+    return await api.user()
 
 
 async def _count(server: LiveServer, model: Any, *where: Any) -> int:
@@ -87,7 +105,6 @@ async def test_an_upload_is_accepted_indexed_and_reported_only_to_the_sockets_in
     server: LiveServer, api: Api, kind: str
 ) -> None:
     sample = SAMPLES[kind]
-    owner, stranger = await api.user(), await api.user()
     ws = await api.workspace(owner)
     strangers_ws = await api.workspace(stranger)
     watcher = await connect(server.url, owner.token)
@@ -151,7 +168,6 @@ async def test_an_upload_is_accepted_indexed_and_reported_only_to_the_sockets_in
 async def test_the_content_decides_the_type_not_the_file_name_or_the_declared_type(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     ws = await api.workspace(owner)
     pdf = await upload(api, owner, ws["id"], "scan.txt", PDF.data, declared="text/plain")
     html = await upload(api, owner, ws["id"], "page.txt", HTML.data, declared="text/plain")
@@ -167,7 +183,6 @@ async def test_the_content_decides_the_type_not_the_file_name_or_the_declared_ty
 async def test_the_same_content_again_is_the_same_document_in_that_workspace_and_new_elsewhere(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     ws_a, ws_b = await api.workspace(owner, name="a"), await api.workspace(owner, name="b")
     first = await upload(api, owner, ws_a["id"], PLAIN.filename, PLAIN.data)
     assert first.status_code == 202
@@ -208,7 +223,6 @@ async def test_the_same_content_again_is_the_same_document_in_that_workspace_and
 async def test_a_corrupt_pdf_and_an_empty_file_end_failed_with_the_reason_and_lose_nothing(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], PLAIN)
     watcher = await connect(server.url, owner.token)
@@ -256,7 +270,6 @@ async def test_a_corrupt_pdf_and_an_empty_file_end_failed_with_the_reason_and_lo
 async def test_a_type_the_server_cannot_read_is_refused_with_415_and_nothing_is_stored(
     server: LiveServer, api: Api, filename: str, data: bytes
 ) -> None:
-    owner = await api.user()
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], MARKDOWN)
     r = await upload(api, owner, ws["id"], filename, data)
@@ -272,7 +285,6 @@ async def test_a_type_the_server_cannot_read_is_refused_with_415_and_nothing_is_
 async def test_an_upload_request_without_a_file_is_refused_with_422(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], PLAIN)
     url = f"/api/workspaces/{ws['id']}/documents"
@@ -327,7 +339,6 @@ async def test_an_upload_over_the_size_limit_is_refused_with_413_and_nothing_is_
 async def test_a_stranger_gets_404_for_a_workspaces_documents_and_cannot_delete_them(
     server: LiveServer, api: Api
 ) -> None:
-    owner, stranger, member = await api.user(), await api.user(), await api.user()
     ws = await api.workspace(owner)
     doc = await upload_ready(api, owner, ws["id"], PLAIN)
     url = f"/api/documents/{doc['id']}"
@@ -365,7 +376,6 @@ async def test_a_stranger_gets_404_for_a_workspaces_documents_and_cannot_delete_
 async def test_a_vector_answer_quotes_and_cites_the_document_that_holds_the_fact(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     ws = await api.workspace(owner)
     assert ws["llm_provider"] == "local"
     docs = {s.filename: await upload_ready(api, owner, ws["id"], s) for s in (PLAIN, MARKDOWN, PDF)}
@@ -409,7 +419,6 @@ async def test_a_vector_answer_quotes_and_cites_the_document_that_holds_the_fact
 async def test_a_deleted_document_is_gone_and_its_passages_are_no_longer_cited(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], PLAIN)
     doomed = await upload_ready(api, owner, ws["id"], MARKDOWN)
@@ -448,7 +457,6 @@ async def test_a_deleted_document_is_gone_and_its_passages_are_no_longer_cited(
 async def test_the_creator_hears_provisioning_then_ready_without_joining_the_workspace(
     server: LiveServer, api: Api
 ) -> None:
-    owner, stranger = await api.user(), await api.user()
     creator = await connect(server.url, owner.token)
     other = await connect(server.url, stranger.token)
     try:
@@ -492,7 +500,6 @@ async def test_a_message_sent_while_the_workspace_provisions_is_acked_then_answe
         await provision(workspace_id)
 
     monkeypatch.setattr(worker, "provision", gated)
-    owner = await api.user()
     sock = await connect(server.url, owner.token)
     try:
         ws = await api.workspace(owner, ready=False, name="slow to provision")
@@ -539,7 +546,6 @@ async def test_a_message_sent_while_the_workspace_provisions_is_acked_then_answe
 async def test_deleting_a_workspace_removes_its_sessions_messages_documents_and_chunks(
     server: LiveServer, api: Api
 ) -> None:
-    owner = await api.user()
     doomed, control = await api.workspace(owner, name="doomed"), await api.workspace(owner)
     docs = [await upload_ready(api, owner, doomed["id"], s) for s in (PLAIN, PDF)]
     control_doc = await upload_ready(api, owner, control["id"], PLAIN)

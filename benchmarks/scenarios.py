@@ -1,0 +1,530 @@
+"""The seven scenarios of the issue, each run against one target.
+
+Each ``s<N>_...`` function takes a ``Target`` and the ``Params`` of this run and returns a
+plain dict of figures (what the report and the JSON show). The load generator runs in its
+own process on the client core (``LoadGen``); the server's memory (RSS of the API process)
+and CPU (all its processes) are read here with psutil.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import REPO, Target, pin
+
+STAMP = "-stamp"
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of one run; ``QUICK`` is the small version (well under a minute)."""
+
+    throughput_tokens: int = 20_000
+    throughput_repeats: int = 2
+    stream_counts: tuple[int, ...] = (50, 200)
+    stream_rate: float = 30.0
+    stream_duration_s: float = 10.0
+    stagger_s: float = 1.0
+    ramp_counts: tuple[int, ...] = (250, 300, 350, 400, 500, 600, 800, 1000)
+    ramp_down: tuple[int, ...] = (150, 100, 50)
+    ramp_duration_s: float = 6.0
+    knee_p99_ms: float = 100.0
+    ttft_trials: int = 100
+    idle_counts: tuple[int, ...] = (1000, 2000)
+    slow_normal_streams: int = 50
+    slow_duration_s: float = 10.0
+    slow_rate: float = 1000.0
+    cancel_trials: int = 30
+    growth_counts: tuple[int, ...] = (1, 10, 100, 500)
+    growth_rate: float = 10.0
+    growth_duration_s: float = 8.0
+
+
+QUICK = Params(
+    throughput_tokens=3000,
+    throughput_repeats=1,
+    stream_counts=(10, 40),
+    stream_duration_s=2.0,
+    stagger_s=0.3,
+    ramp_counts=(80,),
+    ramp_down=(20,),
+    ramp_duration_s=1.5,
+    ttft_trials=12,
+    idle_counts=(100, 200),
+    slow_normal_streams=10,
+    slow_duration_s=2.0,
+    slow_rate=1000.0,
+    cancel_trials=5,
+    growth_counts=(1, 10, 50),
+    growth_duration_s=2.5,
+)
+
+
+def model(tokens: int, rate: float) -> str:
+    rate_text = f"{rate:g}"
+    return f"tokens-{tokens}-rate-{rate_text}{STAMP}"
+
+
+# the load generator process ----------------------------------------------------------------
+class LoadGen:
+    """``python -m benchmarks.loadgen`` on the client core; JSON lines in, commands out."""
+
+    def __init__(self, spec: dict[str, Any], cores: set[int] | None, log: Path) -> None:
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.loadgen", json.dumps(spec)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            preexec_fn=pin(cores),  # noqa: PLW1509
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def line(self, timeout: float) -> dict[str, Any]:
+        try:
+            raw = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"the load generator said nothing for {timeout:.0f} s") from None
+        if raw is None:
+            raise RuntimeError(f"the load generator exited ({self.proc.wait()}); see its log")
+        return dict(json.loads(raw))
+
+    def wait_phase(self, phase: str, timeout: float = 120) -> dict[str, Any]:
+        while True:
+            msg = self.line(timeout)
+            if msg.get("phase") == phase:
+                return msg
+            if "result" in msg:
+                raise RuntimeError(f"the load generator ended early: {msg['result']}")
+
+    def result(self, timeout: float = 180) -> dict[str, Any]:
+        while True:
+            msg = self.line(timeout)
+            if "result" in msg:
+                self.close()
+                result = dict(msg["result"])
+                if "error" in result and len(result) == 1:
+                    raise RuntimeError(f"the load generator failed: {result['error']}")
+                return result
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class RssSampler:
+    """The API process's RSS every 50 ms while it runs: start, peak, end."""
+
+    def __init__(self, target: Target, interval_s: float = 0.05) -> None:
+        self.target = target
+        self.interval_s = interval_s
+        self.start = target.rss()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.peak = max(self.peak, self.target.rss())
+            except Exception:
+                return
+
+    def finish(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join()
+        end = self.target.rss()
+        return {"start": self.start, "peak": max(self.peak, end), "end": end}
+
+
+@dataclass
+class Env:
+    """What every scenario needs besides the target: cores and where logs go."""
+
+    client_cores: set[int] | None
+    logdir: Path
+
+    def loadgen(self, target: Target, mode: str, **spec: Any) -> LoadGen:
+        full = {"mode": mode, "url": target.url, "token": target.token, **spec}
+        return LoadGen(full, self.client_cores, self.logdir / f"loadgen-{target.kind}.log")
+
+
+def run_streams(
+    env: Env,
+    target: Target,
+    count: int,
+    tokens: int,
+    rate: float,
+    *,
+    stagger_s: float = 0.0,
+    cpu_window: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """``count`` clients each following one answer; adds server CPU and RSS figures.
+
+    ``cpu_window``: (from, to) seconds after the streams start over which the server's CPU
+    is read (the steady state); otherwise the whole streaming phase.
+    """
+    spec_model = model(tokens, rate)
+    gen = env.loadgen(
+        target,
+        "streams",
+        workspace=target.workspace(spec_model),
+        count=count,
+        tokens=tokens,
+        rate=rate,
+        stagger_s=stagger_s,
+        timeout_s=max(60.0, 3 * tokens / rate if rate else 60.0),
+    )
+    try:
+        gen.wait_phase("connected", timeout=180)
+        t0 = time.monotonic()
+        cpu0 = target.cpu_s()
+        rss = RssSampler(target)
+        window: dict[str, float] = {}
+        if cpu_window is not None:
+            time.sleep(max(0.0, cpu_window[0] - (time.monotonic() - t0)))
+            a, ca = time.monotonic(), target.cpu_s()
+            time.sleep(max(0.0, cpu_window[1] - (time.monotonic() - t0)))
+            b, cb = time.monotonic(), target.cpu_s()
+            window = {"window_s": b - a, "cpu_s": cb - ca}
+        gen.wait_phase("streamed", timeout=max(120.0, 4 * tokens / rate if rate else 120.0))
+        elapsed = time.monotonic() - t0
+        cpu = target.cpu_s() - cpu0
+        result = gen.result()
+        result["server"] = {
+            "cpu_s": cpu,
+            "elapsed_s": elapsed,
+            "cpu_utilisation": cpu / elapsed if elapsed else float("nan"),
+            "rss": rss.finish(),
+            **({"steady": window} if window else {}),
+        }
+        result["model"] = spec_model
+        return result
+    finally:
+        gen.close()
+
+
+def _lat(result: dict[str, Any]) -> dict[str, Any]:
+    return dict(result.get("latency_ms", {}))
+
+
+def _stream_row(result: dict[str, Any]) -> dict[str, Any]:
+    lat = _lat(result)
+    return {
+        "streams": result["streams"],
+        "p50_ms": lat.get("p50"),
+        "p99_ms": lat.get("p99"),
+        "max_ms": lat.get("max"),
+        "all_kept_rate": result["kept_rate"] == result["streams"]
+        and result["tokens"] >= result["tokens_expected"],
+        "kept_rate": result["kept_rate"],
+        "tokens": result["tokens"],
+        "tokens_expected": result["tokens_expected"],
+        "chunks": result["chunks"],
+        "tokens_per_s": result["tokens_per_s"],
+        "min_stream_rate": result["min_stream_rate"],
+        "order_errors": result["order_errors"],
+        "errors": result["error_count"],
+        "server_cpu_utilisation": result["server"]["cpu_utilisation"],
+        "quantiles_ms": lat.get("quantiles"),
+    }
+
+
+# 1 ---------------------------------------------------------------------------------------------
+def s1_throughput(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """One stream as fast as the provider goes: tokens delivered per second (best of N)."""
+    runs = [
+        run_streams(env, target, 1, p.throughput_tokens, 0.0)
+        for _ in range(p.throughput_repeats)
+    ]
+    best = max(runs, key=lambda r: r["tokens_per_s"])
+    lat = _lat(best)
+    return {
+        "tokens": p.throughput_tokens,
+        "tokens_per_s": best["tokens_per_s"],
+        "all_runs_tokens_per_s": [r["tokens_per_s"] for r in runs],
+        "events": best["chunks"],
+        "events_per_s": best["chunks"] / best["window_s"] if best["window_s"] else None,
+        "tokens_per_event": best["tokens"] / max(1, best["chunks"]),
+        "complete": best["tokens"] == p.throughput_tokens and best["order_errors"] == 0,
+        "latency_p50_ms": lat.get("p50"),
+        "latency_p99_ms": lat.get("p99"),
+        "server_cpu_utilisation": best["server"]["cpu_utilisation"],
+    }
+
+
+# 2 ---------------------------------------------------------------------------------------------
+def s2_streams(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """N streams at 30 tokens/s: per-token latency; then the count where p99 passes 100 ms."""
+    tokens = int(p.stream_rate * p.stream_duration_s)
+    runs = {}
+    for count in p.stream_counts:
+        res = run_streams(env, target, count, tokens, p.stream_rate, stagger_s=p.stagger_s)
+        runs[str(count)] = _stream_row(res)
+    ramp_tokens = int(p.stream_rate * p.ramp_duration_s)
+    points: dict[int, float] = {int(k): v["p99_ms"] for k, v in runs.items()}
+    ramp: dict[str, Any] = {}
+
+    def probe(count: int) -> float:
+        res = run_streams(env, target, count, ramp_tokens, p.stream_rate, stagger_s=p.stagger_s)
+        row = _stream_row(res)
+        row.pop("quantiles_ms", None)
+        ramp[str(count)] = row
+        p99 = float(row["p99_ms"]) if row["p99_ms"] is not None else float("inf")
+        if row["tokens"] < row["tokens_expected"]:
+            p99 = float("inf")  # tokens were lost or never came: past any limit
+        points[count] = p99
+        return p99
+
+    top = max(p.stream_counts)
+    knee: int | None = None
+    holds: int | None = None
+    if points[top] > p.knee_p99_ms:
+        knee = top
+        for count in p.ramp_down:
+            if count >= top:
+                continue
+            if probe(count) > p.knee_p99_ms:
+                knee = count
+            else:
+                holds = count
+                break
+    else:
+        holds = top
+        for count in p.ramp_counts:
+            if count <= top:
+                continue
+            if probe(count) > p.knee_p99_ms:
+                knee = count
+                break
+            holds = count
+    return {
+        "rate": p.stream_rate,
+        "tokens_per_stream": tokens,
+        "runs": runs,
+        "ramp": ramp,
+        "knee_streams": knee,  # the first count whose p99 passed the limit (None: never)
+        "knee_reached": knee is not None,
+        "holds_streams": holds,  # the largest count measured within the limit
+        # what the ratio compares: the knee, or the largest count tried when none passed
+        "knee_or_cap": knee if knee is not None else max(points),
+        "p99_by_streams": {str(k): v for k, v in sorted(points.items())},
+    }
+
+
+# 3 ---------------------------------------------------------------------------------------------
+def s3_ttft(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """``chat_message`` sent → first ``chat_chunk``, with a provider that yields at once."""
+    gen = env.loadgen(
+        target, "ttft", workspace=target.workspace(model(1, 0)), trials=p.ttft_trials
+    )
+    res = gen.result()
+    ttft = res["ttft_ms"]
+    to_provider = res["request_to_provider_ms"]
+    return {
+        "trials": res["trials"],
+        "errors": res["error_count"],
+        "p50_ms": ttft.get("p50"),
+        "p99_ms": ttft.get("p99"),
+        "max_ms": ttft.get("max"),
+        "request_to_provider_p50_ms": to_provider.get("p50"),
+    }
+
+
+# 4 ---------------------------------------------------------------------------------------------
+def _settled_rss(target: Target, settle_s: float = 1.0) -> int:
+    time.sleep(settle_s)
+    samples = []
+    for _ in range(5):
+        samples.append(target.rss())
+        time.sleep(0.1)
+    return int(statistics.median(samples))
+
+
+def s4_idle(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """Memory per connected, authenticated, idle socket (RSS growth / sockets)."""
+    base = _settled_rss(target, 0.5)
+    gen = env.loadgen(target, "idle", counts=list(p.idle_counts))
+    per: dict[str, Any] = {}
+    try:
+        for i, count in enumerate(p.idle_counts):
+            msg = gen.wait_phase("connected", timeout=300)
+            if msg["count"] != count:
+                raise RuntimeError(f"connected {msg['count']} sockets, wanted {count}")
+            rss = _settled_rss(target)
+            per[str(count)] = {
+                "rss": rss,
+                "bytes_per_socket": (rss - base) / count,
+            }
+            gen.send("next" if i + 1 < len(p.idle_counts) else "done")
+        res = gen.result()
+    finally:
+        gen.close()
+    return {"base_rss": base, "sockets": per, "alive_at_end": res["alive_at_end"]}
+
+
+# 5 ---------------------------------------------------------------------------------------------
+def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """N normal streams without, then with, a client that stops reading mid-stream."""
+    tokens = int(p.stream_rate * p.slow_duration_s)
+    n = p.slow_normal_streams
+    without = run_streams(env, target, n, tokens, p.stream_rate, stagger_s=p.stagger_s)
+    slow_tokens = int(p.slow_rate * 120)
+    slow = env.loadgen(
+        target,
+        "slow",
+        workspace=target.workspace(model(slow_tokens, p.slow_rate)),
+        read_tokens=50,
+    )
+    stopped = False
+    try:
+        slow.wait_phase("streaming", timeout=60)
+        slow.signal(signal.SIGSTOP)
+        stopped = True
+        before = target.rss()
+        with_slow = run_streams(env, target, n, tokens, p.stream_rate, stagger_s=p.stagger_s)
+        time.sleep(1.0)  # long enough for a bounded server to give up on it
+        rss_after = target.rss()
+        slow.signal(signal.SIGCONT)
+        stopped = False
+        slow.send("resume")
+        slow_res = slow.result(timeout=60)
+    finally:
+        if stopped:
+            slow.signal(signal.SIGCONT)
+        slow.close()
+    p99_without = _lat(without).get("p99")
+    p99_with = _lat(with_slow).get("p99")
+    growth_without = without["server"]["rss"]["peak"] - without["server"]["rss"]["start"]
+    growth_with = max(with_slow["server"]["rss"]["peak"], rss_after) - before
+    return {
+        "normal_streams": n,
+        "slow_rate": p.slow_rate,
+        "p99_without_ms": p99_without,
+        "p99_with_ms": p99_with,
+        "p99_change": (p99_with / p99_without) if p99_without and p99_with else None,
+        "all_kept_rate_with": with_slow["kept_rate"] == n,
+        "rss_growth_without": growth_without,
+        "rss_growth_with": growth_with,
+        # what the slow client cost the server beyond the normal run's own growth
+        "slow_client_bytes": max(0, growth_with - growth_without),
+        "slow_disconnected": slow_res.get("disconnected"),
+        "slow_resumed": slow_res.get("resumed"),
+        "slow_detail": slow_res,
+    }
+
+
+# 6 ---------------------------------------------------------------------------------------------
+def s6_cancel(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """``cancel_message`` sent → the provider's generator closed (its record file's time)."""
+    gen = env.loadgen(
+        target,
+        "cancel",
+        workspace=target.workspace(model(100_000, 100)),
+        trials=p.cancel_trials,
+        record_path=str(target.record_path),
+    )
+    res = gen.result()
+    lat = res["cancel_to_closed_ms"]
+    return {
+        "trials": res["trials"],
+        "errors": res["error_count"],
+        "error_samples": res["errors"],
+        "p50_ms": lat.get("p50"),
+        "p99_ms": lat.get("p99"),
+        "max_ms": lat.get("max"),
+        "ack_p50_ms": res["cancel_ack_ms"].get("p50"),
+    }
+
+
+# 7 ---------------------------------------------------------------------------------------------
+def s7_growth(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """Server CPU per token in the steady state as the number of streams grows."""
+    idle_a, idle_c = time.monotonic(), target.cpu_s()
+    time.sleep(2.0)
+    idle_rate = (target.cpu_s() - idle_c) / (time.monotonic() - idle_a)
+    tokens = int(p.growth_rate * p.growth_duration_s)
+    start = p.stagger_s + 0.5
+    end = p.growth_duration_s - 0.3
+    by_count: dict[str, Any] = {}
+    for count in p.growth_counts:
+        res = run_streams(
+            env,
+            target,
+            count,
+            tokens,
+            p.growth_rate,
+            stagger_s=p.stagger_s,
+            cpu_window=(start, end),
+        )
+        steady = res["server"]["steady"]
+        window_tokens = count * p.growth_rate * steady["window_s"]
+        by_count[str(count)] = {
+            "cpu_us_per_token": steady["cpu_s"] / window_tokens * 1e6,
+            "marginal_cpu_us_per_token": max(0.0, steady["cpu_s"] - idle_rate * steady["window_s"])
+            / window_tokens
+            * 1e6,
+            "all_kept_rate": res["kept_rate"] == count,
+            "p99_ms": _lat(res).get("p99"),
+            "tokens_per_event": res["tokens"] / max(1, res["chunks"]),
+        }
+    costs = [v["marginal_cpu_us_per_token"] for k, v in by_count.items() if int(k) >= 10]
+    return {
+        "rate": p.growth_rate,
+        "idle_cpu_utilisation": idle_rate,
+        "by_streams": by_count,
+        # the largest count's cost over the 10-stream cost: 1.0 is flat
+        "growth_factor": costs[-1] / costs[0] if len(costs) >= 2 and costs[0] > 0 else None,
+    }
+
+
+SCENARIOS = {
+    # idle first: a fresh heap shows what a socket costs, not what earlier runs freed
+    "s4_idle": s4_idle,
+    "s1_throughput": s1_throughput,
+    "s3_ttft": s3_ttft,
+    "s6_cancel": s6_cancel,
+    "s2_streams": s2_streams,
+    "s5_slow_client": s5_slow_client,
+    "s7_growth": s7_growth,
+}
+
+
+def warm_up(env: Env, target: Target) -> None:
+    """One short run so lazy imports, caches and pools are paid before anything is measured."""
+    run_streams(env, target, 5, 10, 100.0)
