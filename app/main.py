@@ -28,6 +28,7 @@ from app.chat.turns import ChatTurns
 from app.context import AppContext
 from app.db.engine import make_engine, make_session_factory
 from app.db.migrate import upgrade_database
+from app.errors import ServiceUnavailable
 from app.llm.registry import ProviderRegistry
 from app.llm.synthetic_provider import StreamRecorder
 from app.realtime.backpressure import BackpressureGuard
@@ -102,6 +103,24 @@ async def stop_workers(workers: list[Any]) -> None:
             log.exception("stopping %s failed", type(worker).__name__)
 
 
+async def connect(ctx: AppContext, realtime: RealtimeServer) -> None:
+    await ctx.bus.start()
+    await realtime.start()
+    if not ctx.settings.distributed:
+        ctx.workers = await start_workers(ctx, {"chat", "documents", "workspaces"})
+
+
+async def _connect_later(ctx: AppContext, realtime: RealtimeServer) -> None:
+    while True:
+        await asyncio.sleep(2.0)
+        try:
+            await connect(ctx, realtime)
+        except ServiceUnavailable:
+            continue
+        log.info("connected to the broker")
+        return
+
+
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     settings = settings or get_settings()
     ctx = build_context(settings)
@@ -115,10 +134,13 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         try:
             if settings.should_migrate():
                 await upgrade_database(ctx.engine)
-            await ctx.bus.start()
-            await realtime.start()
-            if not settings.distributed:
-                ctx.workers = await start_workers(ctx, {"chat", "documents", "workspaces"})
+            try:
+                await connect(ctx, realtime)
+            except ServiceUnavailable as exc:
+                # An API node starts while the broker is away: /readyz says so, and the
+                # connection is tried again in the background until it comes back.
+                log.warning("the broker is unreachable (%s); retrying in the background", exc)
+                tasks.append(asyncio.create_task(_connect_later(ctx, realtime), name="bus-connect"))
             tasks.append(asyncio.create_task(guard.run(), name="backpressure"))
             yield
         finally:

@@ -51,10 +51,14 @@ class Proc:
 
 
 class Node(Proc):
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], log_dir: Path, port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__(name, ["serve", "--host", "127.0.0.1", "--port", str(self.port)], env, log_dir)
+        super().__init__(
+            name, ["serve", "--host", "127.0.0.1", "--port", str(self.port)], env, log_dir
+        )
 
     async def wait_healthy(self, timeout: float = 60) -> Node:
         async with httpx.AsyncClient() as http:
@@ -85,7 +89,9 @@ class Cluster:
         return f"{kind}-{self._count}"
 
     def migrate(self) -> None:
-        subprocess.run([str(BIN), "migrate"], env=self.env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [str(BIN), "migrate"], env=self.env, check=True, capture_output=True, timeout=120
+        )
 
     async def node(self, port: int | None = None, **extra_env: str) -> Node:
         node = Node(self._name("node"), self.env | extra_env, self.log_dir, port)
@@ -93,7 +99,9 @@ class Cluster:
         return await node.wait_healthy()
 
     def worker(self, kind: str = "all", **extra_env: str) -> Proc:
-        proc = Proc(self._name(f"worker-{kind}"), ["worker", kind], self.env | extra_env, self.log_dir)
+        proc = Proc(
+            self._name(f"worker-{kind}"), ["worker", kind], self.env | extra_env, self.log_dir
+        )
         self.procs.append(proc)
         return proc
 

@@ -25,6 +25,7 @@ from app.db.models import (
     DocumentContent,
     Message,
 )
+from app.documents.worker import DocumentWorker
 from app.workspaces.provisioning import WorkspaceWorker
 from tests.conftest import make_settings
 from tests.support.clients import Api, User, connect
@@ -102,7 +103,7 @@ def _assert_not_found(r: Any) -> None:
 
 @pytest.mark.parametrize("kind", sorted(SAMPLES))
 async def test_an_upload_is_accepted_indexed_and_reported_only_to_the_sockets_in_its_workspace(
-    server: LiveServer, api: Api, kind: str
+    server: LiveServer, api: Api, owner: User, stranger: User, kind: str
 ) -> None:
     sample = SAMPLES[kind]
     ws = await api.workspace(owner)
@@ -166,7 +167,7 @@ async def test_an_upload_is_accepted_indexed_and_reported_only_to_the_sockets_in
 
 
 async def test_the_content_decides_the_type_not_the_file_name_or_the_declared_type(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     ws = await api.workspace(owner)
     pdf = await upload(api, owner, ws["id"], "scan.txt", PDF.data, declared="text/plain")
@@ -181,7 +182,7 @@ async def test_the_content_decides_the_type_not_the_file_name_or_the_declared_ty
 
 
 async def test_the_same_content_again_is_the_same_document_in_that_workspace_and_new_elsewhere(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     ws_a, ws_b = await api.workspace(owner, name="a"), await api.workspace(owner, name="b")
     first = await upload(api, owner, ws_a["id"], PLAIN.filename, PLAIN.data)
@@ -221,7 +222,7 @@ async def test_the_same_content_again_is_the_same_document_in_that_workspace_and
 
 
 async def test_a_corrupt_pdf_and_an_empty_file_end_failed_with_the_reason_and_lose_nothing(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], PLAIN)
@@ -256,6 +257,42 @@ async def test_a_corrupt_pdf_and_an_empty_file_end_failed_with_the_reason_and_lo
         await watcher.disconnect()
 
 
+async def test_a_document_whose_processing_keeps_failing_ends_failed_with_a_reason(
+    server: LiveServer, api: Api, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fault of the server rather than of the document: every delivery of its job raises,
+    # the bus gives up after its delivery limit, and the document must not stay
+    # "processing" for ever, nor end "failed" without saying why.
+    worker = next(w for w in server.ctx.workers if isinstance(w, DocumentWorker))
+    parse = worker.pool.parse
+    poison = b"a text that this server fails to parse, every time\n"
+    attempts = 0
+
+    async def broken_host(data: bytes, content_type: str) -> str:
+        nonlocal attempts
+        if data == poison:
+            attempts += 1
+            raise RuntimeError("the parser host is out of memory")
+        return await parse(data, content_type)
+
+    monkeypatch.setattr(worker.pool, "parse", broken_host)
+    ws = await api.workspace(owner)
+    watcher = await connect(server.url, owner.token)
+    try:
+        assert (await watcher.call("join_workspace", {"workspace_id": ws["id"]}))["ok"]
+        r = await upload(api, owner, ws["id"], "poison.txt", poison)
+        assert r.status_code == 202
+        events = await wait_document_event(watcher, r.json()["id"])
+        assert events[-1]["status"] == "failed" and events[-1]["message"]
+        failed = await wait_document(api, owner, r.json()["id"], ("failed",), timeout=5)
+        assert isinstance(failed["error"], str) and failed["error"], failed
+        assert attempts == server.ctx.bus.delivery_limit  # type: ignore[attr-defined]
+        # The worker goes on with the next document.
+        assert (await upload_ready(api, owner, ws["id"], PLAIN))["status"] == "ready"
+    finally:
+        await watcher.disconnect()
+
+
 @pytest.mark.parametrize(
     ("filename", "data"),
     [
@@ -268,7 +305,7 @@ async def test_a_corrupt_pdf_and_an_empty_file_end_failed_with_the_reason_and_lo
     ids=["png", "png-named-txt", "zip", "docx", "text-named-pdf"],
 )
 async def test_a_type_the_server_cannot_read_is_refused_with_415_and_nothing_is_stored(
-    server: LiveServer, api: Api, filename: str, data: bytes
+    server: LiveServer, api: Api, owner: User, filename: str, data: bytes
 ) -> None:
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], MARKDOWN)
@@ -283,7 +320,7 @@ async def test_a_type_the_server_cannot_read_is_refused_with_415_and_nothing_is_
 
 
 async def test_an_upload_request_without_a_file_is_refused_with_422(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], PLAIN)
@@ -337,7 +374,7 @@ async def test_an_upload_over_the_size_limit_is_refused_with_413_and_nothing_is_
 
 
 async def test_a_stranger_gets_404_for_a_workspaces_documents_and_cannot_delete_them(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User, stranger: User, member: User
 ) -> None:
     ws = await api.workspace(owner)
     doc = await upload_ready(api, owner, ws["id"], PLAIN)
@@ -374,7 +411,7 @@ async def test_a_stranger_gets_404_for_a_workspaces_documents_and_cannot_delete_
 
 
 async def test_a_vector_answer_quotes_and_cites_the_document_that_holds_the_fact(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     ws = await api.workspace(owner)
     assert ws["llm_provider"] == "local"
@@ -417,7 +454,7 @@ async def test_a_vector_answer_quotes_and_cites_the_document_that_holds_the_fact
 
 
 async def test_a_deleted_document_is_gone_and_its_passages_are_no_longer_cited(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     ws = await api.workspace(owner)
     kept = await upload_ready(api, owner, ws["id"], PLAIN)
@@ -455,7 +492,7 @@ async def test_a_deleted_document_is_gone_and_its_passages_are_no_longer_cited(
 
 
 async def test_the_creator_hears_provisioning_then_ready_without_joining_the_workspace(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User, stranger: User
 ) -> None:
     creator = await connect(server.url, owner.token)
     other = await connect(server.url, stranger.token)
@@ -485,7 +522,7 @@ async def test_the_creator_hears_provisioning_then_ready_without_joining_the_wor
 
 
 async def test_a_message_sent_while_the_workspace_provisions_is_acked_then_answered_when_ready(
-    server: LiveServer, api: Api, monkeypatch: pytest.MonkeyPatch
+    server: LiveServer, api: Api, owner: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Provisioning is instant in the embedded mode; the worker is held at a gate so the
     # window between "created" and "ready" can be observed at all.
@@ -544,7 +581,7 @@ async def test_a_message_sent_while_the_workspace_provisions_is_acked_then_answe
 
 
 async def test_deleting_a_workspace_removes_its_sessions_messages_documents_and_chunks(
-    server: LiveServer, api: Api
+    server: LiveServer, api: Api, owner: User
 ) -> None:
     doomed, control = await api.workspace(owner, name="doomed"), await api.workspace(owner)
     docs = [await upload_ready(api, owner, doomed["id"], s) for s in (PLAIN, PDF)]

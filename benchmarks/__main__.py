@@ -1,0 +1,152 @@
+"""``python -m benchmarks [--quick] [--targets bare,embedded,distributed] [--out DIR]``.
+
+Starts every server it measures (pinned to one core), runs each scenario on each of them
+in turn (interleaved, so a change in the machine's load hits all of them alike), drives
+them from load-generator processes pinned to another core, then prints one table, writes
+``results.json`` and ``results.png`` into ``--out`` (default ``benchmarks/out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.scenarios import QUICK, SCENARIOS, Env, Params, warm_up
+from benchmarks.servers import KINDS, Target, TargetUnavailable, plan_cores, start_target
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small version (well under a minute)")
+    parser.add_argument(
+        "--targets",
+        default=None,
+        help="comma-separated: bare,embedded,distributed (default: all three; "
+        "--quick: bare,embedded). bare is always included: ratios are to it",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated subset of " + ",".join(SCENARIOS),
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = QUICK if args.quick else Params()
+    default = "bare,embedded" if args.quick else ",".join(KINDS)
+    kinds = [k.strip() for k in (args.targets or default).split(",") if k.strip()]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise SystemExit(f"unknown targets: {', '.join(sorted(unknown))}")
+    if "bare" not in kinds:
+        kinds.insert(0, "bare")
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if set(chosen) - set(SCENARIOS):
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(set(chosen) - set(SCENARIOS)))}")
+    scenarios = [s for s in SCENARIOS if s in chosen]
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    logdir = out / "logs"
+    logdir.mkdir(exist_ok=True)
+    server_cores, client_cores = plan_cores()
+    if client_cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, client_cores)  # the harness stays off the server core
+    env = Env(client_cores, logdir)
+    started = time.monotonic()
+    results: dict[str, dict[str, Any]] = {}
+    status: dict[str, Any] = {}
+    targets: dict[str, Target] = {}
+    with tempfile.TemporaryDirectory(prefix="insighthub-bench-") as tmp:
+        try:
+            for kind in kinds:
+                log(f"starting {kind} ...")
+                try:
+                    target = start_target(kind, Path(tmp) / kind, server_cores)
+                    warm_up(env, target)
+                except (TargetUnavailable, Exception) as exc:
+                    log(f"  {kind} is not available: {exc}")
+                    status[kind] = {"status": "unavailable", "error": str(exc)[-4000:]}
+                    if "target" in locals() and target.kind == kind:
+                        target.stop()
+                    continue
+                targets[kind] = target
+                results[kind] = {}
+                status[kind] = {"status": "ok"}
+            for name in scenarios:
+                for kind, target in targets.items():
+                    log(f"{name} on {kind} ...")
+                    t0 = time.monotonic()
+                    try:
+                        if not target.alive():
+                            raise RuntimeError("the server process is gone")
+                        results[kind][name] = SCENARIOS[name](env, target, params)
+                    except Exception as exc:
+                        log(f"  {name} on {kind} failed: {exc}")
+                        results[kind][name] = {"error": f"{type(exc).__name__}: {exc}"}
+                        status[kind].setdefault("failed", []).append(name)
+                        (logdir / f"{kind}-{name}.traceback").write_text(traceback.format_exc())
+                    log(f"  {time.monotonic() - t0:.1f} s")
+        finally:
+            for target in targets.values():
+                target.stop()
+
+    rows = report.metrics(results.get("bare", {}))
+    rat = report.ratios(results, rows)
+    found = report.checks(results)
+    doc = {
+        "meta": {
+            "created": datetime.now(UTC).isoformat(),
+            "quick": args.quick,
+            "params": params.__dict__,
+            "targets": kinds,
+            "scenarios": scenarios,
+            "server_cores": sorted(server_cores) if server_cores else None,
+            "client_cores": sorted(client_cores) if client_cores else None,
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "duration_s": time.monotonic() - started,
+        },
+        "status": status,
+        "results": results,
+        "ratios": rat,
+        "checks": found,
+    }
+    report.write_json(out / "results.json", doc)
+    try:
+        report.plot(out / "results.png", results)
+    except Exception as exc:
+        log(f"plotting failed: {exc}")
+    print(report.table(results, rows, rat))
+    print()
+    print("targets (from the issue):")
+    print(report.checks_text(found))
+    for kind, st in status.items():
+        if st["status"] != "ok" or st.get("failed"):
+            print(f"\n{kind}: {st.get('error') or 'failed: ' + ', '.join(st['failed'])}")
+    print(f"\n{out / 'results.json'}, {out / 'results.png'}  ({doc['meta']['duration_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
