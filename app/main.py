@@ -16,6 +16,7 @@ from typing import Any
 
 import socketio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -160,6 +161,16 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         lifespan=lifespan,
     )
     api.state.ctx = ctx
+    origins = settings.allowed_origins()
+    if origins:
+        # The same origins Socket.IO accepts; with none set, only same-origin pages call in.
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     api.state.guard = guard
     install_error_handlers(api)
     api.include_router(auth.router)

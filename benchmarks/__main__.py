@@ -75,17 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     status: dict[str, Any] = {}
     targets: dict[str, Target] = {}
+    target: Target | None
     with tempfile.TemporaryDirectory(prefix="insighthub-bench-") as tmp:
         try:
             for kind in kinds:
                 log(f"starting {kind} ...")
+                target = None
                 try:
                     target = start_target(kind, Path(tmp) / kind, server_cores)
                     warm_up(env, target)
-                except (TargetUnavailable, Exception) as exc:
-                    log(f"  {kind} is not available: {exc}")
-                    status[kind] = {"status": "unavailable", "error": str(exc)[-4000:]}
-                    if "target" in locals() and target.kind == kind:
+                except Exception as exc:
+                    reason = "" if isinstance(exc, TargetUnavailable) else type(exc).__name__ + ": "
+                    log(f"  {kind} is not available: {reason}{exc}")
+                    status[kind] = {"status": "unavailable", "error": (reason + str(exc))[-4000:]}
+                    env.reset()
+                    if target is not None:
                         target.stop()
                     continue
                 targets[kind] = target
@@ -101,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                         results[kind][name] = SCENARIOS[name](env, target, params)
                     except Exception as exc:
                         log(f"  {name} on {kind} failed: {exc}")
+                        env.reset()
                         results[kind][name] = {"error": f"{type(exc).__name__}: {exc}"}
                         status[kind].setdefault("failed", []).append(name)
                         (logdir / f"{kind}-{name}.traceback").write_text(traceback.format_exc())
                     log(f"  {time.monotonic() - t0:.1f} s")
         finally:
+            env.close()
             for target in targets.values():
                 target.stop()
 

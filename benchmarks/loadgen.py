@@ -1,8 +1,9 @@
 """The load generator: one process of python-socketio clients (websocket transport).
 
-The harness starts it as ``python -m benchmarks.loadgen '<spec json>'`` pinned to the
-client core, reads JSON lines from its stdout (``{"phase": ...}`` while it runs, then
-``{"result": ...}``) and may write command lines to its stdin (``next``, ``resume``).
+The harness starts it pinned to the client core as ``python -m benchmarks.loadgen --serve``
+and writes one JSON spec a line to its stdin (or once: ``python -m benchmarks.loadgen
+'<spec json>'``); it reads JSON lines from stdout (``{"phase": ...}`` while a spec runs,
+then ``{"result": ...}``) and may write command lines to stdin (``next``, ``resume``).
 
 Latency is read from the chunk text: with the synthetic provider's ``-stamp`` models each
 token is ``t<time_ns>``, the wall-clock moment the provider yielded it, so a chunk that
@@ -260,9 +261,29 @@ async def mode_streams(spec: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
+    async def flowing() -> None:
+        """Tell the harness when every stream has its first token (or has ended)."""
+        waits = []
+        for c in conns:
+            first = asyncio.ensure_future(c.stream.first_chunk.wait())
+            done = asyncio.ensure_future(c.stream.done.wait())
+            waits.append((first, done))
+        try:
+            for first, done in waits:
+                await asyncio.wait({first, done}, return_when=asyncio.FIRST_COMPLETED)
+            emit_line({"phase": "flowing"})
+        finally:
+            for pair in waits:
+                for fut in pair:
+                    fut.cancel()
+
     started = time.time_ns()
+    watcher = asyncio.ensure_future(flowing())
     await asyncio.gather(*(run(i, c) for i, c in enumerate(conns)))
     ended = time.time_ns()
+    if not watcher.done():
+        watcher.cancel()
+        emit_line({"phase": "flowing"})  # some stream failed before its first token
     emit_line({"phase": "streamed"})
     await close_all(conns)
 
@@ -469,23 +490,41 @@ MODES: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
 }
 
 
-def main() -> None:
-    spec = json.loads(sys.argv[1])
-    runner = MODES[spec["mode"]]
-
-    async def run() -> None:
+async def _serve() -> None:
+    """Run specs read from stdin, one a line, until ``exit`` or end of input: one process
+    serves a whole benchmark run (python-socketio's import alone costs most of a second)."""
+    while True:
+        line = await read_command()
+        if not line or line == "exit":
+            return
+        spec = json.loads(line)
         try:
-            result = await runner(spec)
+            result = await MODES[spec["mode"]](spec)
         except Exception as exc:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         emit_line({"result": result})
 
+
+def main() -> None:
     try:
         import uvloop
 
-        uvloop.run(run())
+        run: Callable[[Awaitable[None]], None] = uvloop.run
     except ImportError:
-        asyncio.run(run())
+        run = asyncio.run
+    if sys.argv[1:] == ["--serve"]:
+        run(_serve())
+        return
+    spec = json.loads(sys.argv[1])
+
+    async def once() -> None:
+        try:
+            result = await MODES[spec["mode"]](spec)
+        except Exception as exc:
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        emit_line({"result": result})
+
+    run(once())
 
 
 if __name__ == "__main__":

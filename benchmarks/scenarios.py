@@ -43,31 +43,41 @@ class Params:
     ttft_trials: int = 100
     idle_counts: tuple[int, ...] = (1000, 2000)
     slow_normal_streams: int = 50
-    slow_duration_s: float = 10.0
+    slow_duration_s: float = 20.0
     slow_rate: float = 1000.0
+    slow_extra_wait_s: float = 20.0
+    slow_drop_wait_s: float = 10.0
+    settle_s: float = 1.0
+    idle_cpu_s: float = 2.0
     cancel_trials: int = 30
     growth_counts: tuple[int, ...] = (1, 10, 100, 500)
     growth_rate: float = 10.0
-    growth_duration_s: float = 8.0
+    growth_duration_s: float = 10.0
+    growth_window_s: float = 4.0
 
 
 QUICK = Params(
     throughput_tokens=3000,
     throughput_repeats=1,
     stream_counts=(10, 40),
-    stream_duration_s=2.0,
-    stagger_s=0.3,
+    stream_duration_s=1.2,
+    stagger_s=0.2,
     ramp_counts=(80,),
     ramp_down=(20,),
-    ramp_duration_s=1.5,
+    ramp_duration_s=1.0,
     ttft_trials=12,
     idle_counts=(100, 200),
     slow_normal_streams=10,
-    slow_duration_s=2.0,
+    slow_duration_s=1.2,
     slow_rate=1000.0,
+    slow_extra_wait_s=0.5,
+    slow_drop_wait_s=0.5,
+    settle_s=0.3,
+    idle_cpu_s=0.5,
     cancel_trials=5,
     growth_counts=(1, 10, 50),
-    growth_duration_s=2.5,
+    growth_duration_s=1.6,
+    growth_window_s=0.6,
 )
 
 
@@ -78,12 +88,20 @@ def model(tokens: int, rate: float) -> str:
 
 # the load generator process ----------------------------------------------------------------
 class LoadGen:
-    """``python -m benchmarks.loadgen`` on the client core; JSON lines in, commands out."""
+    """A load-generator process on the client core; JSON lines out, specs and commands in.
 
-    def __init__(self, spec: dict[str, Any], cores: set[int] | None, log: Path) -> None:
+    ``persistent``: ``--serve`` runs one spec after another (``start(spec)``); otherwise
+    the process runs the one spec it was started with.
+    """
+
+    def __init__(
+        self, cores: set[int] | None, log: Path, spec: dict[str, Any] | None = None
+    ) -> None:
         self._log = log.open("ab")
+        arg = "--serve" if spec is None else json.dumps(spec)
+        self.persistent = spec is None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.loadgen", json.dumps(spec)],
+            [sys.executable, "-m", "benchmarks.loadgen", arg],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -100,6 +118,10 @@ class LoadGen:
         for line in self.proc.stdout:
             self._lines.put(line)
         self._lines.put(None)
+
+    def start(self, spec: dict[str, Any]) -> LoadGen:
+        self.send(json.dumps(spec))
+        return self
 
     def line(self, timeout: float) -> dict[str, Any]:
         try:
@@ -122,7 +144,8 @@ class LoadGen:
         while True:
             msg = self.line(timeout)
             if "result" in msg:
-                self.close()
+                if not self.persistent:
+                    self.close()
                 result = dict(msg["result"])
                 if "error" in result and len(result) == 1:
                     raise RuntimeError(f"the load generator failed: {result['error']}")
@@ -137,12 +160,23 @@ class LoadGen:
         os.kill(self.proc.pid, sig)
 
     def close(self) -> None:
+        if self.proc.poll() is None and self.persistent:
+            try:
+                self.send("exit")
+            except OSError:
+                pass
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self._log.close()
 
 
@@ -174,14 +208,37 @@ class RssSampler:
 
 @dataclass
 class Env:
-    """What every scenario needs besides the target: cores and where logs go."""
+    """What every scenario needs besides the target: cores, logs, the load generator."""
 
     client_cores: set[int] | None
     logdir: Path
+    _shared: LoadGen | None = None
+
+    def _spec(self, target: Target, mode: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"mode": mode, "url": target.url, "token": target.token, **spec}
 
     def loadgen(self, target: Target, mode: str, **spec: Any) -> LoadGen:
-        full = {"mode": mode, "url": target.url, "token": target.token, **spec}
-        return LoadGen(full, self.client_cores, self.logdir / f"loadgen-{target.kind}.log")
+        """The run's one load-generator process, started on ``spec``."""
+        if self._shared is None or self._shared.proc.poll() is not None:
+            self._shared = LoadGen(self.client_cores, self.logdir / "loadgen.log")
+        return self._shared.start(self._spec(target, mode, spec))
+
+    def separate(self, target: Target, mode: str, **spec: Any) -> LoadGen:
+        """A process of its own (one the harness stops and continues)."""
+        return LoadGen(
+            self.client_cores, self.logdir / "loadgen-separate.log", self._spec(target, mode, spec)
+        )
+
+    def reset(self) -> None:
+        """After a failure: the shared process may be mid-spec; start afresh next time."""
+        if self._shared is not None:
+            self._shared.kill()
+            self._shared = None
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
 
 def run_streams(
@@ -192,12 +249,13 @@ def run_streams(
     rate: float,
     *,
     stagger_s: float = 0.0,
-    cpu_window: tuple[float, float] | None = None,
+    steady_s: float | None = None,
 ) -> dict[str, Any]:
     """``count`` clients each following one answer; adds server CPU and RSS figures.
 
-    ``cpu_window``: (from, to) seconds after the streams start over which the server's CPU
-    is read (the steady state); otherwise the whole streaming phase.
+    ``steady_s``: also read the server's CPU over this many seconds of the steady state,
+    from just after every stream has its first token (the setup of each answer is not a
+    per-token cost).
     """
     spec_model = model(tokens, rate)
     gen = env.loadgen(
@@ -210,33 +268,31 @@ def run_streams(
         stagger_s=stagger_s,
         timeout_s=max(60.0, 3 * tokens / rate if rate else 60.0),
     )
-    try:
-        gen.wait_phase("connected", timeout=180)
-        t0 = time.monotonic()
-        cpu0 = target.cpu_s()
-        rss = RssSampler(target)
-        window: dict[str, float] = {}
-        if cpu_window is not None:
-            time.sleep(max(0.0, cpu_window[0] - (time.monotonic() - t0)))
-            a, ca = time.monotonic(), target.cpu_s()
-            time.sleep(max(0.0, cpu_window[1] - (time.monotonic() - t0)))
-            b, cb = time.monotonic(), target.cpu_s()
-            window = {"window_s": b - a, "cpu_s": cb - ca}
-        gen.wait_phase("streamed", timeout=max(120.0, 4 * tokens / rate if rate else 120.0))
-        elapsed = time.monotonic() - t0
-        cpu = target.cpu_s() - cpu0
-        result = gen.result()
-        result["server"] = {
-            "cpu_s": cpu,
-            "elapsed_s": elapsed,
-            "cpu_utilisation": cpu / elapsed if elapsed else float("nan"),
-            "rss": rss.finish(),
-            **({"steady": window} if window else {}),
-        }
-        result["model"] = spec_model
-        return result
-    finally:
-        gen.close()
+    gen.wait_phase("connected", timeout=180)
+    t0 = time.monotonic()
+    cpu0 = target.cpu_s()
+    rss = RssSampler(target)
+    gen.wait_phase("flowing", timeout=180)
+    window: dict[str, float] = {}
+    if steady_s is not None:
+        time.sleep(0.2)
+        a, ca = time.monotonic(), target.cpu_s()
+        time.sleep(steady_s)
+        b, cb = time.monotonic(), target.cpu_s()
+        window = {"window_s": b - a, "cpu_s": cb - ca, "from_start_s": a - t0}
+    gen.wait_phase("streamed", timeout=max(120.0, 4 * tokens / rate if rate else 120.0))
+    elapsed = time.monotonic() - t0
+    cpu = target.cpu_s() - cpu0
+    result = gen.result()
+    result["server"] = {
+        "cpu_s": cpu,
+        "elapsed_s": elapsed,
+        "cpu_utilisation": cpu / elapsed if elapsed else float("nan"),
+        "rss": rss.finish(),
+        **({"steady": window} if window else {}),
+    }
+    result["model"] = spec_model
+    return result
 
 
 def _lat(result: dict[str, Any]) -> dict[str, Any]:
@@ -367,18 +423,18 @@ def s3_ttft(env: Env, target: Target, p: Params) -> dict[str, Any]:
 
 
 # 4 ---------------------------------------------------------------------------------------------
-def _settled_rss(target: Target, settle_s: float = 1.0) -> int:
+def _settled_rss(target: Target, settle_s: float) -> int:
     time.sleep(settle_s)
     samples = []
     for _ in range(5):
         samples.append(target.rss())
-        time.sleep(0.1)
+        time.sleep(settle_s / 10)
     return int(statistics.median(samples))
 
 
 def s4_idle(env: Env, target: Target, p: Params) -> dict[str, Any]:
     """Memory per connected, authenticated, idle socket (RSS growth / sockets)."""
-    base = _settled_rss(target, 0.5)
+    base = _settled_rss(target, p.settle_s)
     gen = env.loadgen(target, "idle", counts=list(p.idle_counts))
     per: dict[str, Any] = {}
     try:
@@ -386,44 +442,65 @@ def s4_idle(env: Env, target: Target, p: Params) -> dict[str, Any]:
             msg = gen.wait_phase("connected", timeout=300)
             if msg["count"] != count:
                 raise RuntimeError(f"connected {msg['count']} sockets, wanted {count}")
-            rss = _settled_rss(target)
+            rss = _settled_rss(target, p.settle_s)
             per[str(count)] = {
                 "rss": rss,
                 "bytes_per_socket": (rss - base) / count,
             }
             gen.send("next" if i + 1 < len(p.idle_counts) else "done")
         res = gen.result()
-    finally:
-        gen.close()
+    except Exception:
+        env.reset()
+        raise
     return {"base_rss": base, "sockets": per, "alive_at_end": res["alive_at_end"]}
 
 
 # 5 ---------------------------------------------------------------------------------------------
+DROP_MARKER = "packets behind"  # app/realtime/backpressure.py's warning when it drops a socket
+
+
+def _drops(target: Target) -> int:
+    return sum(log.read_text(errors="replace").count(DROP_MARKER) for log in target.logs if log.exists())
+
+
 def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
-    """N normal streams without, then with, a client that stops reading mid-stream."""
+    """N normal streams without, then with, a client that stops reading mid-stream.
+
+    The slow client's process is stopped (SIGSTOP) after its first tokens; its server keeps
+    streaming to it at ``slow_rate``. The kernel takes the first megabytes (the server's
+    send buffer grows to ``tcp_wmem`` max); only then does the server's own queue grow.
+    """
     tokens = int(p.stream_rate * p.slow_duration_s)
     n = p.slow_normal_streams
     without = run_streams(env, target, n, tokens, p.stream_rate, stagger_s=p.stagger_s)
-    slow_tokens = int(p.slow_rate * 120)
-    slow = env.loadgen(
+    slow = env.separate(
         target,
         "slow",
-        workspace=target.workspace(model(slow_tokens, p.slow_rate)),
+        workspace=target.workspace(model(int(p.slow_rate * 600), p.slow_rate)),
         read_tokens=50,
+        drop_wait_s=p.slow_drop_wait_s,
     )
     stopped = False
+    drops0 = _drops(target)
+    dropped_after: float | None = None
     try:
         slow.wait_phase("streaming", timeout=60)
         slow.signal(signal.SIGSTOP)
         stopped = True
-        before = target.rss()
+        t_stop = time.monotonic()
+        rss = RssSampler(target)
         with_slow = run_streams(env, target, n, tokens, p.stream_rate, stagger_s=p.stagger_s)
-        time.sleep(1.0)  # long enough for a bounded server to give up on it
-        rss_after = target.rss()
+        if target.kind != "bare":  # the bare server has no bound: it never drops anyone
+            deadline = time.monotonic() + p.slow_extra_wait_s
+            while _drops(target) == drops0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if _drops(target) > drops0:
+            dropped_after = time.monotonic() - t_stop  # at most this long after the stop
+        rss_with = rss.finish()
         slow.signal(signal.SIGCONT)
         stopped = False
         slow.send("resume")
-        slow_res = slow.result(timeout=60)
+        slow_res = slow.result(timeout=90)
     finally:
         if stopped:
             slow.signal(signal.SIGCONT)
@@ -431,7 +508,7 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
     p99_without = _lat(without).get("p99")
     p99_with = _lat(with_slow).get("p99")
     growth_without = without["server"]["rss"]["peak"] - without["server"]["rss"]["start"]
-    growth_with = max(with_slow["server"]["rss"]["peak"], rss_after) - before
+    growth_with = rss_with["peak"] - rss_with["start"]
     return {
         "normal_streams": n,
         "slow_rate": p.slow_rate,
@@ -443,6 +520,7 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
         "rss_growth_with": growth_with,
         # what the slow client cost the server beyond the normal run's own growth
         "slow_client_bytes": max(0, growth_with - growth_without),
+        "server_dropped_after_s": dropped_after,
         "slow_disconnected": slow_res.get("disconnected"),
         "slow_resumed": slow_res.get("resumed"),
         "slow_detail": slow_res,
@@ -476,21 +554,13 @@ def s6_cancel(env: Env, target: Target, p: Params) -> dict[str, Any]:
 def s7_growth(env: Env, target: Target, p: Params) -> dict[str, Any]:
     """Server CPU per token in the steady state as the number of streams grows."""
     idle_a, idle_c = time.monotonic(), target.cpu_s()
-    time.sleep(2.0)
+    time.sleep(p.idle_cpu_s)
     idle_rate = (target.cpu_s() - idle_c) / (time.monotonic() - idle_a)
     tokens = int(p.growth_rate * p.growth_duration_s)
-    start = p.stagger_s + 0.5
-    end = p.growth_duration_s - 0.3
     by_count: dict[str, Any] = {}
     for count in p.growth_counts:
         res = run_streams(
-            env,
-            target,
-            count,
-            tokens,
-            p.growth_rate,
-            stagger_s=p.stagger_s,
-            cpu_window=(start, end),
+            env, target, count, tokens, p.growth_rate, stagger_s=p.stagger_s, steady_s=p.growth_window_s
         )
         steady = res["server"]["steady"]
         window_tokens = count * p.growth_rate * steady["window_s"]
@@ -500,6 +570,9 @@ def s7_growth(env: Env, target: Target, p: Params) -> dict[str, Any]:
             / window_tokens
             * 1e6,
             "all_kept_rate": res["kept_rate"] == count,
+            # the window must end before the first stream does, or the cost is diluted
+            "window_inside_streams": steady["from_start_s"] + steady["window_s"]
+            < p.growth_duration_s,
             "p99_ms": _lat(res).get("p99"),
             "tokens_per_event": res["tokens"] / max(1, res["chunks"]),
         }

@@ -23,7 +23,9 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class UserCreate(_In):
+class UserCreate(BaseModel):
+    # Not _In: a password is taken exactly as typed, as the token route checks it.
+    model_config = ConfigDict(extra="forbid")
     email: EmailStr
     password: str = Field(min_length=8, max_length=256)
 

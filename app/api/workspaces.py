@@ -14,10 +14,19 @@ from app.api.schemas import (
     WorkspacePublic,
     WorkspaceUpdate,
 )
-from app.bus.messages import WorkspaceJob
+from app.bus.base import Bus, user_key
+from app.bus.messages import WorkspaceJob, event_body
 from app.workspaces import service
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"])
+
+
+async def revoke_access(bus: Bus, user_id: UUID, workspace_id: UUID) -> None:
+    """Every node takes that user's sockets out of the workspace's room."""
+    await bus.publish_event(
+        user_key(user_id, "access_revoked"),
+        event_body("access_revoked", {"workspace_id": str(workspace_id), "user_id": str(user_id)}),
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -64,7 +73,10 @@ async def update_workspace(
 
 @router.delete("/{workspace_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_workspace(workspace_id: UUID, ctx: Ctx, user: CurrentUser) -> Response:
+    members = await service.member_ids(ctx.db, workspace_id)
     await service.delete_workspace(ctx.db, workspace_id, user.id)
+    for member in members:
+        await revoke_access(ctx.bus, member, workspace_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -85,4 +97,5 @@ async def add_member(
 @router.delete("/{workspace_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_member(workspace_id: UUID, user_id: UUID, ctx: Ctx, user: CurrentUser) -> Response:
     await service.remove_member(ctx.db, workspace_id, user.id, user_id)
+    await revoke_access(ctx.bus, user_id, workspace_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -31,6 +31,7 @@ class Accepted:
     user_message_id: uuid.UUID
     message_id: uuid.UUID
     publish: bool  # False: a duplicate send, or an older answer / the workspace is not ready
+    waits_for_workspace: bool = False
 
     def ack(self) -> dict[str, Any]:
         return {
@@ -156,8 +157,14 @@ async def _accept(
         s.add(answer)
         session.updated_at = answer.created_at
         await s.flush()
-        publish = busy is None and workspace.status != "provisioning"
-        return Accepted(session.id, user_msg.id, answer.id, publish=publish)
+        provisioning = workspace.status == "provisioning"
+        return Accepted(
+            session.id,
+            user_msg.id,
+            answer.id,
+            publish=busy is None and not provisioning,
+            waits_for_workspace=busy is None and provisioning,
+        )
 
 
 def _title(message: str) -> str:

@@ -17,7 +17,7 @@ from app.bus.messages import CancelCommand, TextRequest, event_body
 from app.chat import events, service, store
 from app.chat.jobs import kick, publish_chat_job
 from app.db.engine import SessionFactory
-from app.db.models import Message
+from app.db.models import ChatSession, Message, Workspace
 from app.db.types import utcnow
 from app.settings import Settings
 
@@ -63,6 +63,14 @@ class ChatTurns:
         down (the answer stays pending and the sweep publishes it later)."""
         if accepted.publish:
             await publish_chat_job(self.bus, accepted.message_id, accepted.session_id)
+        elif accepted.waits_for_workspace:
+            # Provisioning may have finished (and looked for waiting answers) while this
+            # turn's transaction was still open: look again now that it is committed.
+            async with self.db() as s:
+                session = await s.get(ChatSession, accepted.session_id)
+                workspace = await s.get(Workspace, session.workspace_id) if session else None
+            if workspace is not None and workspace.status != "provisioning":
+                await kick(self.db, self.bus, accepted.session_id)
 
     # cancel --------------------------------------------------------------------------
     async def cancel(

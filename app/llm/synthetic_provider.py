@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from app.errors import ERROR_TYPES
 from app.llm.base import ChatTurn, LlmProviderError, ModelInfo, Token, Usage
 
 _SPEC = re.compile(
@@ -53,6 +54,10 @@ def parse_spec(model: str) -> SyntheticSpec:
             f"synthetic model {model!r} is not tokens-<N>-rate-<R>[-fail-<K>-<error_type>]",
         )
     k = m.group("k")
+    if m.group("error") is not None and m.group("error") not in ERROR_TYPES:
+        raise LlmProviderError(
+            "llm_bad_request", f"synthetic error type {m.group('error')!r} is not a PROTOCOL.md one"
+        )
     return SyntheticSpec(
         tokens=int(m.group("n")),
         rate=float(m.group("rate")),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -37,6 +38,8 @@ class Relay:
         # message id → queues of local listeners that are not sockets (the SSE route)
         self._listeners: dict[str, list[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self.events_relayed = 0
+        # set by the realtime server: takes a user's sockets out of a workspace's room
+        self.on_access_revoked: Callable[[str, str], Awaitable[None]] | None = None
 
     def listen(self, message_id: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
         queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
@@ -53,13 +56,17 @@ class Relay:
     def hold(self, sid: str, message_id: str) -> None:
         self._held.setdefault(message_id, {})[sid] = []
 
-    async def release(self, sid: str, message_id: str) -> None:
+    async def release(self, sid: str, message_id: str, *, ended: bool = False) -> None:
+        """Send the kept events; ``ended``: the socket was sent the final event already, so
+        what was kept is older than it and is dropped (no chunk follows a final event)."""
         holders = self._held.get(message_id)
         if holders is None:
             return
         kept = holders.pop(sid, [])
         if not holders:
             del self._held[message_id]
+        if ended:
+            return
         for event, data in kept:
             emit_fast(self.sio, event, data, sid)
 
@@ -88,6 +95,10 @@ class Relay:
                 rooms.extend(f"user:{u}" for u in users)
             emit_fast(self.sio, event, data, rooms)
         elif kind == "user":
+            if event == "access_revoked":
+                if self.on_access_revoked is not None:
+                    await self.on_access_revoked(target, data["workspace_id"])
+                return
             emit_fast(self.sio, event, data, f"user:{target}")
         elif kind == "node":
             if event == "text_reply":

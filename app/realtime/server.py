@@ -85,6 +85,7 @@ class RealtimeServer:
             engineio_logger=False,
         )
         self.relay = Relay(self.sio, turns)
+        self.relay.on_access_revoked = self._revoke
         self.sockets: dict[str, SocketState] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._register()
@@ -195,6 +196,13 @@ class RealtimeServer:
         for workspace_id in state.workspaces:
             await self.bus.unbind(workspace_pattern(workspace_id))
 
+    async def _revoke(self, user_id: str, workspace_id: str) -> None:
+        """A member was removed (or the workspace deleted): its sockets leave the room."""
+        wid = uuid.UUID(workspace_id)
+        for sid, state in list(self.sockets.items()):
+            if str(state.user_id) == user_id and wid in state.workspaces:
+                await self.leave_workspace(sid, state, WorkspaceRef(workspace_id=wid))
+
     # rooms -----------------------------------------------------------------------------
     async def _join_session_room(self, sid: str, state: SocketState, session_id: uuid.UUID) -> None:
         if session_id in state.sessions:
@@ -253,6 +261,7 @@ class RealtimeServer:
         await self._join_session_room(sid, state, p.session_id)
         mid = str(p.message_id)
         self.relay.hold(sid, mid)
+        ended = False
         try:
             current = await self.turns.resume_state(state.user_id, p.session_id, p.message_id)
             start = p.offset if p.attempt in (None, current.attempt) else 0
@@ -267,8 +276,9 @@ class RealtimeServer:
                 )
             if current.final is not None:
                 emit_fast(self.sio, current.final[0], current.final[1], sid)
+                ended = True
         finally:
-            await self.relay.release(sid, mid)
+            await self.relay.release(sid, mid, ended=ended)
         return {
             "ok": True,
             "status": current.status,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.engine import SessionFactory
 from app.db.models import User, Workspace, WorkspaceMember
 from app.db.types import utcnow
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.llm.registry import ProviderRegistry
 
 _UNSET: Any = object()
@@ -112,6 +112,8 @@ async def update_workspace(
     async with db() as s, s.begin():
         workspace = await _owned(s, workspace_id, user_id)
         if "name" in changes:
+            if not changes["name"]:
+                raise InvalidInput("name: a workspace needs a name")
             workspace.name = changes["name"]
         if "description" in changes:
             workspace.description = changes["description"]

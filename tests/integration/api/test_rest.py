@@ -208,3 +208,46 @@ async def test_providers_health_readiness_metrics_and_docs(api: Api) -> None:
     assert (await api.http.get("/docs")).status_code == 200
     unknown = await api.http.get("/api/nothing-here")
     assert unknown.status_code == 404 and unknown.json()["error_type"] == "not_found"
+
+
+async def test_a_password_is_taken_exactly_as_typed(api: Api) -> None:
+    email = f"pad-{uuid.uuid4().hex[:8]}@example.com"
+    padded = "  spaced out password  "
+    assert (
+        await api.http.post("/api/auth/register", json={"email": email, "password": padded})
+    ).status_code == 201
+    ok = await api.http.post("/api/auth/token", data={"username": email, "password": padded})
+    assert ok.status_code == 200
+    trimmed = await api.http.post(
+        "/api/auth/token", data={"username": email, "password": padded.strip()}
+    )
+    assert trimmed.status_code == 401
+
+
+async def test_a_workspace_keeps_its_name_when_a_patch_sends_null(api: Api) -> None:
+    user = await api.user()
+    ws = await api.workspace(user, name="Keep me")
+    for body in ({"name": None}, {"name": ""}, {"name": "x" * 201}):
+        r = await api.http.patch(f"/api/workspaces/{ws['id']}", json=body, headers=user.auth)
+        assert r.status_code == 422 and r.json()["error_type"] == "validation_error", body
+    assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=user.auth)).json()[
+        "name"
+    ] == "Keep me"
+
+
+async def test_an_unknown_synthetic_error_type_is_a_bad_request(
+    server: LiveServer, api: Api
+) -> None:
+    from tests.support.clients import connect
+
+    user = await api.user()
+    ws = await api.workspace(
+        user, llm_provider="synthetic", llm_model="tokens-5-rate-0-fail-1-bogus"
+    )
+    sock = await connect(server.url, user.token)
+    try:
+        ack = await sock.call("chat_message", {"workspace_id": ws["id"], "message": "x"})
+        final = await sock.wait_final(ack["message_id"])
+        assert final.name == "chat_error" and final.data["error_type"] == "llm_bad_request"
+    finally:
+        await sock.disconnect()

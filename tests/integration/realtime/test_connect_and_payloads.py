@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -188,3 +189,74 @@ async def test_strangers_get_not_found_for_workspaces_sessions_and_messages(
     finally:
         await mine.disconnect()
         await theirs.disconnect()
+
+
+async def test_a_removed_member_stops_receiving_the_workspaces_events(
+    server: LiveServer, api: Api
+) -> None:
+    owner, member = await api.user(), await api.user()
+    ws = await api.workspace(owner)
+    r = await api.http.post(
+        f"/api/workspaces/{ws['id']}/members", json={"email": member.email}, headers=owner.auth
+    )
+    assert r.status_code == 201
+    sock = await connect(server.url, member.token)
+    try:
+        assert (await sock.call("join_workspace", {"workspace_id": ws["id"]}))["ok"]
+        files = {"file": ("a.txt", b"Alpha paragraph about owls.", "text/plain")}
+        up = await api.http.post(
+            f"/api/workspaces/{ws['id']}/documents", files=files, headers=owner.auth
+        )
+        doc = up.json()["id"]
+        await sock.wait_for(
+            lambda: any(
+                d["status"] == "ready"
+                for d in sock.named("document_status")
+                if d["document_id"] == doc
+            )
+        )
+        r = await api.http.delete(
+            f"/api/workspaces/{ws['id']}/members/{member.id}", headers=owner.auth
+        )
+        assert r.status_code == 204
+        await asyncio.sleep(0.2)
+        seen = len(sock.named("document_status"))
+        files = {"file": ("b.txt", b"Beta paragraph about bees.", "text/plain")}
+        up = await api.http.post(
+            f"/api/workspaces/{ws['id']}/documents", files=files, headers=owner.auth
+        )
+        for _ in range(100):
+            got = (
+                await api.http.get(f"/api/documents/{up.json()['id']}", headers=owner.auth)
+            ).json()
+            if got["status"] == "ready":
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert len(sock.named("document_status")) == seen
+        rejoin = await sock.call("join_workspace", {"workspace_id": ws["id"]})
+        assert rejoin["ok"] is False and rejoin["error_type"] == "not_found"
+    finally:
+        await sock.disconnect()
+
+
+async def test_configured_origins_get_cors_headers_on_rest(tmp_path: Any) -> None:
+    import httpx
+
+    from tests.conftest import make_settings
+
+    live = await LiveServer(make_settings(tmp_path, cors_origins="https://app.example")).start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            pre = await http.options(
+                "/api/workspaces",
+                headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+            )
+            assert pre.headers.get("access-control-allow-origin") == "https://app.example"
+            other = await http.options(
+                "/api/workspaces",
+                headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+            )
+            assert "access-control-allow-origin" not in other.headers
+    finally:
+        await live.stop()
