@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     api = FastAPI(
         title="InsightHub",
         version="0.1.0",
-        description="Real-time LLM streaming: REST, and Socket.IO at /socket.io (docs/protocol.md).",
+        description="Real-time LLM streaming over REST and Socket.IO; see docs/protocol.md.",
         lifespan=lifespan,
     )
     api.state.ctx = ctx
