@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 from datetime import UTC, datetime
 
 import aio_pika
@@ -93,6 +95,10 @@ class AmqpBus:
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self._ready = asyncio.Event()  # core channels open and topology declared
+        self._was_ready = False
+        self._recovered = False
+        self.recovery_listeners: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._listener_tasks: set[asyncio.Task[None]] = set()
         self._dirty = asyncio.Event()  # something to reconcile
         self._reconcile_lock = asyncio.Lock()
         self._bind_lock = asyncio.Lock()
@@ -589,6 +595,8 @@ class AmqpBus:
                 self._fast = await self._open_channel(raw, confirms=False)
             if not self._ready.is_set():
                 self._ready.set()
+                self._recovered = self._was_ready
+                self._was_ready = True
                 if self._dropped:
                     log.warning("dropped %d transient messages while disconnected", self._dropped)
                     self._dropped = 0
@@ -606,3 +614,11 @@ class AmqpBus:
                     failed = failed or exc
             if failed is not None:
                 raise failed
+            if self._recovered:
+                # Everything is restored: events published meanwhile are gone, so the
+                # listeners (the relay) catch their clients up from the database.
+                self._recovered = False
+                for listener in self.recovery_listeners:
+                    task = asyncio.create_task(listener())
+                    self._listener_tasks.add(task)
+                    task.add_done_callback(self._listener_tasks.discard)

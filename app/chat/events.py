@@ -5,6 +5,7 @@ Plain dicts: they are built per token on the hot path, so no models here.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +30,21 @@ EVENT_KINDS = {
 }
 
 
+_second: tuple[int, str] = (-1, "")  # (unix second, its "YYYY-MM-DDTHH:MM:SS")
+
+
 def timestamp() -> str:
-    # isoformat() is several times faster than strftime; UTC "+00:00" becomes "Z".
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    """Now, as ``datetime.now(UTC)`` with microseconds and a "Z" (PROTOCOL.md).
+
+    Called for every chunk: the date and time of day are formatted once a second and
+    only the microseconds each time, at a third of the cost of formatting a datetime.
+    """
+    global _second
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    if _second[0] != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")[:-6]
+        _second = (seconds, text)
+    return f"{_second[1]}.{nanos // 1000:06d}Z"
 
 
 def chunk(

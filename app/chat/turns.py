@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import or_, select
 
 from app.bus.base import Bus, chat_key, session_pattern
 from app.bus.messages import CancelCommand, TextRequest, event_body
@@ -181,3 +184,37 @@ class ChatTurns:
         waiter = self._text_waiters.get(str(data.get("request_id")))
         if waiter is not None and not waiter.done():
             waiter.set_result((int(data["attempt"]), str(data["text"])))
+
+    async def catch_up(
+        self, session_ids: set[uuid.UUID], since: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """What a room may have missed while this node was cut off from the bus: the
+        stored text of answers still streaming (as a catch-up chunk, seq -1, from offset 0)
+        and the final events of answers that ended since ``since``."""
+        if not session_ids:
+            return []
+        async with self.db() as s:
+            rows = (
+                await s.scalars(
+                    select(Message).where(
+                        Message.session_id.in_(session_ids),
+                        Message.role == "assistant",
+                        or_(Message.status == "streaming", Message.completed_at >= since),
+                    )
+                )
+            ).all()
+        out: list[tuple[str, dict[str, Any]]] = []
+        for msg in rows:
+            if msg.status == "streaming":
+                if msg.content:
+                    out.append(
+                        (
+                            events.CHAT_CHUNK,
+                            events.chunk(
+                                str(msg.session_id), str(msg.id), msg.attempt, -1, 0, msg.content
+                            ),
+                        )
+                    )
+            elif (final := final_event(msg)) is not None:
+                out.append(final)
+        return out

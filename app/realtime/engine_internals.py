@@ -5,8 +5,9 @@ so an upgrade is checked here and in tests/unit/realtime/test_engine_internals.p
 
 - ``emit_fast``: python-socketio's room emit creates one task per recipient and waits for
   them all; for a chunk that goes to one or two sockets that costs more than the rest of
-  the hot path. This encodes the packet once and puts it on each recipient's engine.io
-  send queue directly (what ``AsyncSocket.send`` does, minus its per-packet log line).
+  the hot path. This encodes the packet once (``encode_event``: without python-socketio's
+  search of the payload for bytes) and puts it on each recipient's engine.io send queue
+  directly (what ``AsyncSocket.send`` does, minus its per-packet log line).
 - ``send_queue_depth``: engine.io's per-client send queue is unbounded; the backpressure
   guard reads its depth to find clients that fell too far behind.
 """
@@ -19,6 +20,8 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+_EVENT = str(sio_packet.EVENT)
 
 
 def emit_fast(
@@ -42,11 +45,27 @@ def emit_fast(
         if sock is None or sock.closed:
             continue
         if pkt is None:
-            encoded = sio.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
-            pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            pkt = eio_packet.Packet(eio_packet.MESSAGE, encode_event(sio, event, data))
         sock.queue.put_nowait(pkt)
         sent += 1
     return sent
+
+
+def encode_event(sio: socketio.AsyncServer, event: str, data: Any) -> str:
+    """The EVENT packet for namespace "/", exactly as ``packet_class(...).encode()`` makes it.
+
+    python-socketio's packet walks the whole payload looking for bytes (to make a binary
+    event) before encoding it: several times the cost of encoding it. The payloads here
+    are JSON values, which hold no bytes; the JSON encoder refuses bytes with TypeError,
+    and that rare payload takes python-socketio's own path.
+    """
+    try:
+        return _EVENT + sio.packet_class.json.dumps(
+            [event, data], separators=(",", ":")
+        )
+    except TypeError:
+        encoded: str = sio.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        return encoded
 
 
 def send_queue_depth(sio: socketio.AsyncServer, sid: str) -> int:

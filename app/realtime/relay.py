@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ class Relay:
         # message id → queues of local listeners that are not sockets (the SSE route)
         self._listeners: dict[str, list[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self.events_relayed = 0
+        self.last_event_at = time.time()
         # set by the realtime server: takes a user's sockets out of a workspace's room
         self.on_access_revoked: Callable[[str, str], Awaitable[None]] | None = None
 
@@ -75,6 +77,7 @@ class Relay:
         kind, _, rest = routing_key.partition(".")
         target = rest.partition(".")[0]
         self.events_relayed += 1
+        self.last_event_at = time.time()
         if kind == "chat":
             if event in FINAL_EVENTS:
                 self.turns.observe_final(event, data)

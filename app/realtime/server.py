@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import socketio
@@ -104,6 +105,9 @@ class RealtimeServer:
         sio.on("resume", self._event(ResumeIn, self.resume))
 
     async def start(self) -> None:
+        listeners = getattr(self.bus, "recovery_listeners", None)
+        if listeners is not None:
+            listeners.append(self.catch_up_after_outage)
         await self.bus.consume_events(self.relay.on_event)
         await self.bus.bind(f"node.{self.bus.node_id}.*")
         await self.bus.bind("workspace.*.workspace_status")
@@ -195,6 +199,15 @@ class RealtimeServer:
             await self.bus.unbind(session_pattern(session_id))
         for workspace_id in state.workspaces:
             await self.bus.unbind(workspace_pattern(workspace_id))
+
+    async def catch_up_after_outage(self) -> None:
+        """After the bus comes back: events published meanwhile are gone, so each watched
+        session's room gets what the database has (clients drop what they already hold)."""
+        since = datetime.fromtimestamp(self.relay.last_event_at - 2.0, UTC)
+        sessions = {sid for state in self.sockets.values() for sid in state.sessions}
+        for event, data in await self.turns.catch_up(sessions, since):
+            emit_fast(self.sio, event, data, f"session:{data['session_id']}")
+        log.info("caught %d sessions up after a bus outage", len(sessions))
 
     async def _revoke(self, user_id: str, workspace_id: str) -> None:
         """A member was removed (or the workspace deleted): its sockets leave the room."""

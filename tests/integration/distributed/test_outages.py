@@ -49,6 +49,14 @@ async def test_a_broker_restart_while_idle_brings_every_consumer_back(
         before = await consumer_tags(amqp_vhost)
         assert len(before.get("chat.requests", [])) == 1
         sock = await connect(node1.url, user.token)
+        watcher = await connect(node2.url, user.token)
+        slow = await apis[0].workspace(
+            user, llm_provider="synthetic", llm_model="tokens-60-rate-30"
+        )
+        running = await watcher.call(
+            "chat_message", {"workspace_id": slow["id"], "message": "through it"}
+        )
+        await watcher.wait_chunks(running["message_id"], 2, timeout=30)
         async with broker_stopped(cluster.env["INSIGHTHUB_AMQP_URL"]):
             started = time.monotonic()
             ack = await sock.call(
@@ -62,6 +70,16 @@ async def test_a_broker_restart_while_idle_brings_every_consumer_back(
         await sock.disconnect()
         for node in (node1, node2):
             await until_ready(node.url, 200)
+        # The answer that was streaming went on (its worker kept the database); the
+        # events published during the outage are gone, and the node catches up from there.
+        final = await watcher.wait_final(running["message_id"], timeout=40)
+        assert final.name == "chat_complete"
+        stored = await apis[1].wait_message(
+            user, running["session_id"], running["message_id"], ("complete",)
+        )
+        assert final.data["full_response"] == stored["content"]
+        assert len(stored["content"].split()) == 60
+        await watcher.disconnect()
         deadline = time.monotonic() + 30
         while True:
             tags = await consumer_tags(amqp_vhost)
