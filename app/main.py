@@ -193,11 +193,13 @@ def _mount_optional_routers(api: FastAPI) -> None:
 def _mount_page(api: FastAPI) -> None:
     api.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
-    @api.get("/", include_in_schema=False)
+    @api.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
-    @api.get("/vendor/{name}", include_in_schema=False, response_model=None)
+    @api.api_route(
+        "/vendor/{name}", methods=["GET", "HEAD"], include_in_schema=False, response_model=None
+    )
     async def vendor(name: str) -> FileResponse | JSONResponse:
         allowed = {"socket.io.esm.min.js", "socket.io.esm.min.js.map"}
         path = VENDOR_DIR / name
