@@ -21,8 +21,8 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import aiormq
