@@ -28,7 +28,9 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a small version (well under a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small version (well under a minute)"
+    )
     parser.add_argument(
         "--targets",
         default=None,

@@ -170,9 +170,7 @@ async def connect(url: str, token: str, *, rcvbuf: int | None = None) -> Conn:
         kwargs["http_session"] = _small_rcvbuf_session(rcvbuf)
     client = BenchClient(**kwargs)
     conn = Conn(client)
-    await client.connect(
-        url, auth={"token": token}, transports=["websocket"], wait_timeout=30
-    )
+    await client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
     return conn
 
 
@@ -211,10 +209,10 @@ def chat_payload(workspace: str, text: str) -> dict[str, Any]:
 
 # statistics ------------------------------------------------------------------------------
 def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list (q in 0..100)."""
+    """The value at rank ``q`` % of an already sorted list (q in 0..100), no interpolation."""
     if not sorted_values:
         return float("nan")
-    rank = min(len(sorted_values) - 1, max(0, int(round(q / 100 * (len(sorted_values) - 1)))))
+    rank = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
     return sorted_values[rank]
 
 
@@ -443,7 +441,9 @@ async def mode_slow(spec: dict[str, Any]) -> dict[str, Any]:
     )
     if not ack.get("ok"):
         return {"error": str(ack)}
-    while st.tokens < int(spec.get("read_tokens", 50)):
+    deadline = time.monotonic() + 30
+    # a counter the chunk handler moves, polled: no event to wait for
+    while st.tokens < int(spec.get("read_tokens", 50)) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     emit_line({"phase": "streaming", "tokens": st.tokens})
     # The harness stops this process here and continues it later, then says "resume".

@@ -41,41 +41,130 @@ def _num(value: Any) -> float | None:
 def metrics(bare: Results) -> list[Metric]:
     """The table's rows, from the stream counts this run actually used."""
     rows = [
-        Metric("s1.tokens_per_s", "1 stream flat out: tokens/s", lambda r: _dig(r, "s1_throughput", "tokens_per_s"), "{:.0f}"),
-        Metric("s1.events_per_s", "1 stream flat out: events/s", lambda r: _dig(r, "s1_throughput", "events_per_s"), "{:.0f}"),
+        Metric(
+            "s1.tokens_per_s",
+            "1 stream flat out: tokens/s",
+            lambda r: _dig(r, "s1_throughput", "tokens_per_s"),
+            "{:.0f}",
+        ),
+        Metric(
+            "s1.events_per_s",
+            "1 stream flat out: events/s",
+            lambda r: _dig(r, "s1_throughput", "events_per_s"),
+            "{:.0f}",
+        ),
     ]
     for count in _dig(bare, "s2_streams", "runs") or {}:
         base = ("s2_streams", "runs", count)
         rows += [
-            Metric(f"s2.{count}.p50_ms", f"{count} streams x 30/s: latency p50 ms", lambda r, b=base: _dig(r, *b, "p50_ms"), "{:.2f}"),
-            Metric(f"s2.{count}.p99_ms", f"{count} streams x 30/s: latency p99 ms", lambda r, b=base: _dig(r, *b, "p99_ms"), "{:.2f}"),
-            Metric(f"s2.{count}.max_ms", f"{count} streams x 30/s: latency max ms", lambda r, b=base: _dig(r, *b, "max_ms"), "{:.1f}"),
-            Metric(f"s2.{count}.kept", f"{count} streams x 30/s: every stream at rate", lambda r, b=base: _dig(r, *b, "all_kept_rate"), "{}"),
+            Metric(
+                f"s2.{count}.p50_ms",
+                f"{count} streams x 30/s: latency p50 ms",
+                lambda r, b=base: _dig(r, *b, "p50_ms"),
+                "{:.2f}",
+            ),
+            Metric(
+                f"s2.{count}.p99_ms",
+                f"{count} streams x 30/s: latency p99 ms",
+                lambda r, b=base: _dig(r, *b, "p99_ms"),
+                "{:.2f}",
+            ),
+            Metric(
+                f"s2.{count}.max_ms",
+                f"{count} streams x 30/s: latency max ms",
+                lambda r, b=base: _dig(r, *b, "max_ms"),
+                "{:.1f}",
+            ),
+            Metric(
+                f"s2.{count}.kept",
+                f"{count} streams x 30/s: every stream at rate",
+                lambda r, b=base: _dig(r, *b, "all_kept_rate"),
+                "{}",
+            ),
         ]
-    rows.append(Metric("s2.knee", "streams at 30/s until p99 > 100 ms", lambda r: _dig(r, "s2_streams", "knee_or_cap"), "{:.0f}"))
+    rows.append(
+        Metric(
+            "s2.knee",
+            "streams at 30/s until p99 > 100 ms",
+            lambda r: _dig(r, "s2_streams", "knee_or_cap"),
+            "{:.0f}",
+        )
+    )
     rows += [
-        Metric("s3.p50_ms", "time to first token p50 ms", lambda r: _dig(r, "s3_ttft", "p50_ms"), "{:.2f}"),
-        Metric("s3.p99_ms", "time to first token p99 ms", lambda r: _dig(r, "s3_ttft", "p99_ms"), "{:.2f}"),
+        Metric(
+            "s3.p50_ms",
+            "time to first token p50 ms",
+            lambda r: _dig(r, "s3_ttft", "p50_ms"),
+            "{:.2f}",
+        ),
+        Metric(
+            "s3.p99_ms",
+            "time to first token p99 ms",
+            lambda r: _dig(r, "s3_ttft", "p99_ms"),
+            "{:.2f}",
+        ),
     ]
     for count in _dig(bare, "s4_idle", "sockets") or {}:
-        rows.append(Metric(
-            f"s4.{count}.kb", f"idle socket KB/socket at {count}",
-            lambda r, c=count: _kb(_dig(r, "s4_idle", "sockets", c, "bytes_per_socket")), "{:.1f}",
-        ))
+        rows.append(
+            Metric(
+                f"s4.{count}.kb",
+                f"idle socket KB/socket at {count}",
+                lambda r, c=count: _kb(_dig(r, "s4_idle", "sockets", c, "bytes_per_socket")),
+                "{:.1f}",
+            )
+        )
     rows += [
-        Metric("s5.p99_without_ms", "slow client: others' p99 ms without", lambda r: _dig(r, "s5_slow_client", "p99_without_ms"), "{:.2f}"),
-        Metric("s5.p99_with_ms", "slow client: others' p99 ms with", lambda r: _dig(r, "s5_slow_client", "p99_with_ms"), "{:.2f}"),
-        Metric("s5.slow_mb", "slow client: server MB for it", lambda r: _mb(_dig(r, "s5_slow_client", "slow_client_bytes")), "{:.1f}"),
+        Metric(
+            "s5.p99_without_ms",
+            "slow client: others' p99 ms without",
+            lambda r: _dig(r, "s5_slow_client", "p99_without_ms"),
+            "{:.2f}",
+        ),
+        Metric(
+            "s5.p99_with_ms",
+            "slow client: others' p99 ms with",
+            lambda r: _dig(r, "s5_slow_client", "p99_with_ms"),
+            "{:.2f}",
+        ),
+        Metric(
+            "s5.slow_mb",
+            "slow client: server MB for it",
+            lambda r: _mb(_dig(r, "s5_slow_client", "slow_client_bytes")),
+            "{:.1f}",
+        ),
         Metric("s5.dropped", "slow client: dropped, then resumed", lambda r: _dropped(r), "{}"),
-        Metric("s6.p50_ms", "cancel -> provider closed p50 ms", lambda r: _dig(r, "s6_cancel", "p50_ms"), "{:.2f}"),
-        Metric("s6.p99_ms", "cancel -> provider closed p99 ms", lambda r: _dig(r, "s6_cancel", "p99_ms"), "{:.2f}"),
+        Metric(
+            "s6.p50_ms",
+            "cancel -> provider closed p50 ms",
+            lambda r: _dig(r, "s6_cancel", "p50_ms"),
+            "{:.2f}",
+        ),
+        Metric(
+            "s6.p99_ms",
+            "cancel -> provider closed p99 ms",
+            lambda r: _dig(r, "s6_cancel", "p99_ms"),
+            "{:.2f}",
+        ),
     ]
     for count in _dig(bare, "s7_growth", "by_streams") or {}:
-        rows.append(Metric(
-            f"s7.{count}.us", f"CPU us/token at {count} streams x 10/s",
-            lambda r, c=count: _dig(r, "s7_growth", "by_streams", c, "marginal_cpu_us_per_token"), "{:.0f}",
-        ))
-    rows.append(Metric("s7.growth", "CPU/token growth (largest / 10 streams)", lambda r: _dig(r, "s7_growth", "growth_factor"), "{:.2f}"))
+        rows.append(
+            Metric(
+                f"s7.{count}.us",
+                f"CPU us/token at {count} streams x 10/s",
+                lambda r, c=count: _dig(
+                    r, "s7_growth", "by_streams", c, "marginal_cpu_us_per_token"
+                ),
+                "{:.0f}",
+            )
+        )
+    rows.append(
+        Metric(
+            "s7.growth",
+            "CPU/token growth (largest / 10 streams)",
+            lambda r: _dig(r, "s7_growth", "growth_factor"),
+            "{:.2f}",
+        )
+    )
     return rows
 
 
@@ -130,22 +219,58 @@ def checks(results: dict[str, Results]) -> list[dict[str, Any]]:
         if kind not in LIMITS or not res:
             continue
         lim = LIMITS[kind]
-        tp, btp = _num(_dig(res, "s1_throughput", "tokens_per_s")), _num(_dig(bare, "s1_throughput", "tokens_per_s"))
+        tp, btp = (
+            _num(_dig(res, "s1_throughput", "tokens_per_s")),
+            _num(_dig(bare, "s1_throughput", "tokens_per_s")),
+        )
         if tp is not None and btp:
-            add(kind, "throughput ratio (1 stream)", tp / btp, f">= {lim['throughput']}", tp / btp >= lim["throughput"])
+            add(
+                kind,
+                "throughput ratio (1 stream)",
+                tp / btp,
+                f">= {lim['throughput']}",
+                tp / btp >= lim["throughput"],
+            )
         runs, bruns = _dig(res, "s2_streams", "runs") or {}, _dig(bare, "s2_streams", "runs") or {}
         if runs and bruns:
             top = max(runs, key=int)
             p99, bp99 = _num(runs[top]["p99_ms"]), _num(_dig(bruns, top, "p99_ms"))
             if p99 is not None and bp99 is not None:
-                add(kind, f"{top} streams: p99 above bare (ms)", p99 - bp99, "<= 10", p99 - bp99 <= 10)
-            add(kind, f"{top} streams: every stream at rate", runs[top]["all_kept_rate"], "true", bool(runs[top]["all_kept_rate"]))
-        knee, bknee = _num(_dig(res, "s2_streams", "knee_or_cap")), _num(_dig(bare, "s2_streams", "knee_or_cap"))
+                add(
+                    kind,
+                    f"{top} streams: p99 above bare (ms)",
+                    p99 - bp99,
+                    "<= 10",
+                    p99 - bp99 <= 10,
+                )
+            add(
+                kind,
+                f"{top} streams: every stream at rate",
+                runs[top]["all_kept_rate"],
+                "true",
+                bool(runs[top]["all_kept_rate"]),
+            )
+        knee, bknee = (
+            _num(_dig(res, "s2_streams", "knee_or_cap")),
+            _num(_dig(bare, "s2_streams", "knee_or_cap")),
+        )
         if knee is not None and bknee:
-            add(kind, "streams until p99 > 100 ms, ratio", knee / bknee, ">= 0.8", knee / bknee >= 0.8)
+            add(
+                kind,
+                "streams until p99 > 100 ms, ratio",
+                knee / bknee,
+                ">= 0.8",
+                knee / bknee >= 0.8,
+            )
         t50, bt50 = _num(_dig(res, "s3_ttft", "p50_ms")), _num(_dig(bare, "s3_ttft", "p50_ms"))
         if t50 is not None and bt50 is not None:
-            add(kind, "time to first token p50 overhead (ms)", t50 - bt50, f"<= {lim['ttft_overhead_ms']:g}", t50 - bt50 <= lim["ttft_overhead_ms"])
+            add(
+                kind,
+                "time to first token p50 overhead (ms)",
+                t50 - bt50,
+                f"<= {lim['ttft_overhead_ms']:g}",
+                t50 - bt50 <= lim["ttft_overhead_ms"],
+            )
         for count, row in (_dig(res, "s4_idle", "sockets") or {}).items():
             b = _num(_dig(bare, "s4_idle", "sockets", count, "bytes_per_socket"))
             v = _num(row.get("bytes_per_socket"))
@@ -153,16 +278,30 @@ def checks(results: dict[str, Results]) -> list[dict[str, Any]]:
                 add(kind, f"idle socket memory ratio at {count}", v / b, "<= 1.3", v / b <= 1.3)
         c99 = _num(_dig(res, "s6_cancel", "p99_ms"))
         if c99 is not None:
-            add(kind, "cancel -> provider closed p99 (ms)", c99, f"<= {lim['cancel_p99_ms']:g}", c99 <= lim["cancel_p99_ms"])
+            add(
+                kind,
+                "cancel -> provider closed p99 (ms)",
+                c99,
+                f"<= {lim['cancel_p99_ms']:g}",
+                c99 <= lim["cancel_p99_ms"],
+            )
         change = _num(_dig(res, "s5_slow_client", "p99_change"))
         if change is not None:
             add(kind, "slow client: others' p99 with / without", change, "<= 1.1", change <= 1.1)
         dropped = _dig(res, "s5_slow_client", "slow_disconnected")
         if dropped is not None:
-            add(kind, "slow client dropped and resumed", bool(dropped and _dig(res, "s5_slow_client", "slow_resumed")), "true", bool(dropped and _dig(res, "s5_slow_client", "slow_resumed")))
+            add(
+                kind,
+                "slow client dropped and resumed",
+                bool(dropped and _dig(res, "s5_slow_client", "slow_resumed")),
+                "true",
+                bool(dropped and _dig(res, "s5_slow_client", "slow_resumed")),
+            )
         growth = _num(_dig(res, "s7_growth", "growth_factor"))
         if growth is not None:
-            add(kind, "CPU per token growth (largest / 10 streams)", growth, "<= 1.5", growth <= 1.5)
+            add(
+                kind, "CPU per token growth (largest / 10 streams)", growth, "<= 1.5", growth <= 1.5
+            )
     return found
 
 
@@ -183,7 +322,9 @@ def _cell(m: Metric, res: Results | None) -> str:
         return str(value)
 
 
-def table(results: dict[str, Results], rows: list[Metric], rat: dict[str, dict[str, float | None]]) -> str:
+def table(
+    results: dict[str, Results], rows: list[Metric], rat: dict[str, dict[str, float | None]]
+) -> str:
     kinds = [k for k in ("bare", "embedded", "distributed") if k in results]
     header = ["metric"]
     for kind in kinds:
@@ -202,7 +343,12 @@ def table(results: dict[str, Results], rows: list[Metric], rat: dict[str, dict[s
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     out = []
     for n, row in enumerate(lines):
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -259,8 +405,12 @@ def plot(path: Path, results: dict[str, Results]) -> None:
                 points[int(count)] = row
         if points:
             xs = sorted(points)
-            ax_tp.plot(xs, [points[x]["tokens_per_s"] or 0 for x in xs], "o-", label=kind, color=color)
-            ax_p99.plot(xs, [points[x]["p99_ms"] or float("nan") for x in xs], "o-", label=kind, color=color)
+            ax_tp.plot(
+                xs, [points[x]["tokens_per_s"] or 0 for x in xs], "o-", label=kind, color=color
+            )
+            ax_p99.plot(
+                xs, [points[x]["p99_ms"] or float("nan") for x in xs], "o-", label=kind, color=color
+            )
     ax_cdf.set_xscale("log")
     ax_cdf.set_xlabel("per-token latency, provider -> client (ms)")
     ax_cdf.set_ylabel("fraction of tokens")
@@ -270,12 +420,14 @@ def plot(path: Path, results: dict[str, Results]) -> None:
     ax_tp.set_title("throughput against streams")
     ax_p99.set_xlabel("concurrent streams (30 tokens/s each)")
     ax_p99.set_ylabel("p99 latency (ms)")
-    ax_p99.set_yscale("log")
+    if ax_p99.lines:
+        ax_p99.set_yscale("log")
     ax_p99.axhline(100, color="#999999", linestyle="--", linewidth=1)
     ax_p99.set_title("p99 latency against streams")
     for ax in (ax_cdf, ax_tp, ax_p99):
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -64,26 +64,26 @@ class Params:
 QUICK = Params(
     throughput_tokens=3000,
     throughput_repeats=1,
-    stream_counts=(10, 40),
-    stream_duration_s=1.2,
+    stream_counts=(10, 30),
+    stream_duration_s=1.0,
     stagger_s=0.2,
-    ramp_counts=(80,),
-    ramp_down=(20,),
-    ramp_duration_s=1.0,
+    ramp_counts=(60,),
+    ramp_down=(10,),
+    ramp_duration_s=0.6,
     setup_allowance_s=0.01,
     ttft_trials=12,
     idle_counts=(100, 200),
     slow_normal_streams=10,
-    slow_duration_s=1.2,
+    slow_duration_s=0.8,
     slow_rate=1000.0,
-    slow_extra_wait_s=0.5,
-    slow_drop_wait_s=0.5,
+    slow_extra_wait_s=0.3,
+    slow_drop_wait_s=0.3,
     settle_s=0.3,
-    idle_cpu_s=0.5,
+    idle_cpu_s=0.4,
     cancel_trials=5,
-    growth_counts=(1, 10, 50),
-    growth_duration_s=1.6,
-    growth_window_s=0.6,
+    growth_counts=(1, 10, 30),
+    growth_duration_s=1.2,
+    growth_window_s=0.4,
 )
 
 
@@ -118,7 +118,7 @@ class LoadGen:
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
-            preexec_fn=pin(cores),  # noqa: PLW1509
+            preexec_fn=pin(cores),
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -345,8 +345,7 @@ def _stream_row(result: dict[str, Any]) -> dict[str, Any]:
 def s1_throughput(env: Env, target: Target, p: Params) -> dict[str, Any]:
     """One stream as fast as the provider goes: tokens delivered per second (best of N)."""
     runs = [
-        run_streams(env, target, 1, p.throughput_tokens, 0.0)
-        for _ in range(p.throughput_repeats)
+        run_streams(env, target, 1, p.throughput_tokens, 0.0) for _ in range(p.throughput_repeats)
     ]
     best = max(runs, key=lambda r: r["tokens_per_s"])
     lat = _lat(best)
@@ -425,9 +424,7 @@ def s2_streams(env: Env, target: Target, p: Params) -> dict[str, Any]:
 # 3 ---------------------------------------------------------------------------------------------
 def s3_ttft(env: Env, target: Target, p: Params) -> dict[str, Any]:
     """``chat_message`` sent → first ``chat_chunk``, with a provider that yields at once."""
-    gen = env.loadgen(
-        target, "ttft", workspace=target.workspace(model(1, 0)), trials=p.ttft_trials
-    )
+    gen = env.loadgen(target, "ttft", workspace=target.workspace(model(1, 0)), trials=p.ttft_trials)
     res = gen.result()
     ttft = res["ttft_ms"]
     to_provider = res["request_to_provider_ms"]
@@ -479,7 +476,9 @@ DROP_MARKER = "packets behind"  # app/realtime/backpressure.py's warning when it
 
 
 def _drops(target: Target) -> int:
-    return sum(log.read_text(errors="replace").count(DROP_MARKER) for log in target.logs if log.exists())
+    return sum(
+        log.read_text(errors="replace").count(DROP_MARKER) for log in target.logs if log.exists()
+    )
 
 
 def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
@@ -580,7 +579,13 @@ def s7_growth(env: Env, target: Target, p: Params) -> dict[str, Any]:
         tokens = stream_tokens(p, p.growth_rate, p.growth_duration_s, count)
         duration = tokens / p.growth_rate
         res = run_streams(
-            env, target, count, tokens, p.growth_rate, stagger_s=p.stagger_s, steady_s=p.growth_window_s
+            env,
+            target,
+            count,
+            tokens,
+            p.growth_rate,
+            stagger_s=p.stagger_s,
+            steady_s=p.growth_window_s,
         )
         steady = res["server"]["steady"]
         window_tokens = count * p.growth_rate * steady["window_s"]

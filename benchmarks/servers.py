@@ -150,7 +150,7 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,
-            preexec_fn=pin(cores),  # noqa: PLW1509 - no threads hold locks we need here
+            preexec_fn=pin(cores),
         )
     finally:
         handle.close()
@@ -163,7 +163,9 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]], logs: list[Path], path: str) -> None:
+def _wait_healthy(
+    url: str, procs: list[subprocess.Popen[bytes]], logs: list[Path], path: str
+) -> None:
     deadline = time.monotonic() + 60
     with httpx.Client(timeout=2) as http:
         while time.monotonic() < deadline:

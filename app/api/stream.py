@@ -74,7 +74,7 @@ async def stream_message(
         if not accepted.publish:
             # A replayed send whose answer already ended: send its final event straight away.
             msg = await service.get_message(ctx.db, accepted.message_id)
-            from app.chat.turns import final_event
+            from app.chat.finals import final_event
 
             final = final_event(msg) if msg is not None else None
             if final is not None:

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from app.bus.base import Bus, chat_key, session_pattern
-from app.bus.messages import CancelCommand, TextRequest, event_body
+from app.bus.base import Bus, session_pattern
+from app.bus.messages import CancelCommand, TextRequest
 from app.chat import events, service, store
+from app.chat.finals import final_event, publish_stored_final
 from app.chat.jobs import kick, publish_chat_job
 from app.db.engine import SessionFactory
 from app.db.models import ChatSession, Message, Workspace
@@ -31,22 +32,6 @@ class ResumeState:
     attempt: int
     text: str
     final: tuple[str, dict[str, Any]] | None  # the final event, for an answer that has ended
-
-
-def final_event(msg: Message) -> tuple[str, dict[str, Any]] | None:
-    """The final event of an ended answer, rebuilt from its stored row."""
-    sid, mid = str(msg.session_id), str(msg.id)
-    if msg.status == "complete":
-        return events.CHAT_COMPLETE, events.complete(
-            sid, mid, msg.attempt, msg.content, msg.finish_reason, msg.usage, msg.sources or []
-        )
-    if msg.status == "cancelled":
-        return events.CHAT_CANCELLED, events.cancelled(sid, mid, msg.attempt, msg.content)
-    if msg.status == "failed":
-        return events.CHAT_ERROR, events.error(
-            sid, mid, msg.attempt, msg.error_type or "server_error", msg.error_message or "failed"
-        )
-    return None
 
 
 class ChatTurns:
@@ -85,7 +70,7 @@ class ChatTurns:
         if msg.status == "pending":
             ended = await store.end_unclaimed(self.db, msg.id, status="cancelled")
             if ended is not None:
-                await self._publish_final(ended)
+                await publish_stored_final(self.bus, ended)
                 await kick(self.db, self.bus, ended.session_id)
                 return ended.id, "cancelled"
         # Streaming (or it just started): the worker that holds it stops it and speaks.
@@ -107,7 +92,7 @@ class ChatTurns:
             self.db, msg.id, status="cancelled", from_statuses=store.ACTIVE, expired_lease_only=True
         )
         if ended is not None:
-            await self._publish_final(ended)
+            await publish_stored_final(self.bus, ended)
             await kick(self.db, self.bus, ended.session_id)
             return ended.id, "cancelled"
         current = await service.get_message(self.db, msg.id)
@@ -119,15 +104,6 @@ class ChatTurns:
             waiters.remove(waiter)
             if not waiters:
                 del self._final_waiters[message_id]
-
-    async def _publish_final(self, msg: Message) -> None:
-        final = final_event(msg)
-        if final is None:
-            return
-        name, data = final
-        await self.bus.publish_event(
-            chat_key(msg.session_id, events.EVENT_KINDS[name]), event_body(name, data)
-        )
 
     def observe_final(self, event: str, data: dict[str, Any]) -> None:
         """Called by the relay for every final chat event this node receives."""

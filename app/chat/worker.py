@@ -21,8 +21,10 @@ from pydantic import ValidationError
 
 from app.bus.base import Bus, JobDelivery, Subscription, chat_key, node_pattern
 from app.bus.messages import CancelCommand, ChatJob, TextRequest, event_body, parse_control
+from app.bus.parsing import parse_dead_letter, parse_job
 from app.chat import events, store
 from app.chat.chunks import ChunkStream
+from app.chat.finals import publish_event, publish_stored_final
 from app.chat.jobs import kick, publish_chat_job
 from app.chat.prompt import build_prompt
 from app.db.engine import SessionFactory
@@ -128,11 +130,8 @@ class ChatWorker:
         if task is not None:
             self._handlers.add(task)
         try:
-            try:
-                job = ChatJob.model_validate_json(delivery.body)
-            except ValidationError:
-                log.error("chat job that does not parse, dead-lettered: %r", delivery.body[:200])
-                await delivery.reject()
+            job = await parse_job(delivery, ChatJob)
+            if job is None:
                 return
             await self._run_job(job, delivery)
         finally:
@@ -207,28 +206,11 @@ class ChatWorker:
             error_message="the workspace could not be provisioned",
         )
         if ended is not None:
-            await self.publish_final(
-                ended.session_id,
-                events.CHAT_ERROR,
-                events.error(
-                    str(ended.session_id),
-                    str(ended.id),
-                    ended.attempt,
-                    "workspace_unavailable",
-                    "the workspace could not be provisioned",
-                ),
-            )
+            await publish_stored_final(self.bus, ended)
             await self.kick(ended.session_id)
 
     async def kick(self, session_id: uuid.UUID) -> None:
         await kick(self.db, self.bus, session_id)
-
-    async def publish_final(self, session_id: uuid.UUID, event: str, data: dict[str, Any]) -> None:
-        kind = events.EVENT_KINDS[event]
-        try:
-            await self.bus.publish_event(chat_key(session_id, kind), event_body(event, data))
-        except Exception:
-            log.warning("publishing %s for %s failed", event, data.get("message_id"))
 
     # generation --------------------------------------------------------------------
     async def _prompt(
@@ -332,8 +314,8 @@ class ChatWorker:
                     content=text,
                     finish_reason="cancelled",
                 ):
-                    await self.publish_final(
-                        session.id, events.CHAT_CANCELLED, events.cancelled(sid, mid, attempt, text)
+                    await publish_event(
+                        self.bus, events.CHAT_CANCELLED, events.cancelled(sid, mid, attempt, text)
                     )
                 return "cancelled"
             if error is not None:
@@ -347,8 +329,8 @@ class ChatWorker:
                     error_type=error.error_type,
                     error_message=error.message,
                 ):
-                    await self.publish_final(
-                        session.id,
+                    await publish_event(
+                        self.bus,
                         events.CHAT_ERROR,
                         events.error(sid, mid, attempt, error.error_type, error.message),
                     )
@@ -364,8 +346,8 @@ class ChatWorker:
                 sources=sources,
                 finish_reason=gen.finish_reason,
             ):
-                await self.publish_final(
-                    session.id,
+                await publish_event(
+                    self.bus,
                     events.CHAT_COMPLETE,
                     events.complete(sid, mid, attempt, text, gen.finish_reason, gen.usage, sources),
                 )
@@ -417,13 +399,8 @@ class ChatWorker:
     # dead letters ----------------------------------------------------------------------
     async def _on_dead(self, delivery: JobDelivery) -> None:
         """A job that ran out of deliveries: its answer fails as ``worker_lost``."""
-        try:
-            job = ChatJob.model_validate_json(delivery.body)
-        except ValidationError:
-            park = getattr(self.bus, "park", None)
-            if park is not None:
-                await park(delivery.body, "chat job does not parse")
-            await delivery.ack()
+        job = await parse_dead_letter(self.bus, delivery, ChatJob)
+        if job is None:
             return
         await self._wait_lease_gone(job.message_id)
         ended = await store.end_unclaimed(
@@ -436,17 +413,7 @@ class ChatWorker:
             expired_lease_only=True,
         )
         if ended is not None:
-            await self.publish_final(
-                ended.session_id,
-                events.CHAT_ERROR,
-                events.error(
-                    str(ended.session_id),
-                    str(ended.id),
-                    ended.attempt,
-                    "worker_lost",
-                    "the worker generating this answer was lost",
-                ),
-            )
+            await publish_stored_final(self.bus, ended)
             await self.kick(ended.session_id)
         await delivery.ack()
 

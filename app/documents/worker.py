@@ -10,12 +10,12 @@ import asyncio
 import logging
 import uuid
 
-from pydantic import ValidationError
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from app.bus.base import Bus, JobDelivery, Subscription, workspace_key
 from app.bus.messages import DocumentJob, event_body
+from app.bus.parsing import parse_dead_letter, parse_job
 from app.chat import events
 from app.db.engine import SessionFactory
 from app.db.models import Document, DocumentChunk, DocumentContent
@@ -65,11 +65,8 @@ class DocumentWorker:
         await self.pool.aclose()
 
     async def _on_job(self, delivery: JobDelivery) -> None:
-        try:
-            job = DocumentJob.model_validate_json(delivery.body)
-        except ValidationError:
-            log.error("document job that does not parse, dead-lettered: %r", delivery.body[:200])
-            await delivery.reject()
+        job = await parse_job(delivery, DocumentJob)
+        if job is None:
             return
         try:
             await self.process(job.document_id)
@@ -78,13 +75,8 @@ class DocumentWorker:
         await delivery.ack()
 
     async def _on_dead(self, delivery: JobDelivery) -> None:
-        try:
-            job = DocumentJob.model_validate_json(delivery.body)
-        except ValidationError:
-            park = getattr(self.bus, "park", None)
-            if park is not None:
-                await park(delivery.body, "document job does not parse")
-            await delivery.ack()
+        job = await parse_dead_letter(self.bus, delivery, DocumentJob)
+        if job is None:
             return
         async with self.db() as s:
             document = await s.get(Document, job.document_id)

@@ -60,12 +60,13 @@ def encode_event(sio: socketio.AsyncServer, event: str, data: Any) -> str:
     and that rare payload takes python-socketio's own path.
     """
     try:
-        return _EVENT + sio.packet_class.json.dumps(
-            [event, data], separators=(",", ":")
-        )
+        body: str = sio.packet_class.json.dumps([event, data], separators=(",", ":"))
     except TypeError:
-        encoded: str = sio.packet_class(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        encoded: str = sio.packet_class(
+            sio_packet.EVENT, namespace="/", data=[event, data]
+        ).encode()
         return encoded
+    return _EVENT + body
 
 
 def send_queue_depth(sio: socketio.AsyncServer, sid: str) -> int:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from pydantic import ValidationError
 from sqlalchemy import update
 
 from app.bus.base import Bus, JobDelivery, Subscription, workspace_key
 from app.bus.messages import ChatJob, WorkspaceJob, event_body
+from app.bus.parsing import parse_dead_letter, parse_job
 from app.chat import events, store
 from app.db.engine import SessionFactory
 from app.db.models import Workspace
@@ -60,23 +60,15 @@ class WorkspaceWorker:
         self._subscriptions.clear()
 
     async def _on_job(self, delivery: JobDelivery) -> None:
-        try:
-            job = WorkspaceJob.model_validate_json(delivery.body)
-        except ValidationError:
-            log.error("workspace job that does not parse, dead-lettered: %r", delivery.body[:200])
-            await delivery.reject()
+        job = await parse_job(delivery, WorkspaceJob)
+        if job is None:
             return
         await self.provision(job.workspace_id)
         await delivery.ack()
 
     async def _on_dead(self, delivery: JobDelivery) -> None:
-        try:
-            job = WorkspaceJob.model_validate_json(delivery.body)
-        except ValidationError:
-            park = getattr(self.bus, "park", None)
-            if park is not None:
-                await park(delivery.body, "workspace job does not parse")
-            await delivery.ack()
+        job = await parse_dead_letter(self.bus, delivery, WorkspaceJob)
+        if job is None:
             return
         await self._set_status(job.workspace_id, "failed", "provisioning kept failing")
         await delivery.ack()
