@@ -260,3 +260,25 @@ async def test_configured_origins_get_cors_headers_on_rest(tmp_path: Any) -> Non
             assert "access-control-allow-origin" not in other.headers
     finally:
         await live.stop()
+
+
+async def test_tokens_never_appear_in_the_logs(
+    server: LiveServer, api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    user = await api.user()
+    ws = await api.workspace(user, llm_provider="synthetic", llm_model="tokens-3-rate-0")
+    sock = await connect(server.url, user.token)
+    try:
+        ack = await sock.call("chat_message", {"workspace_id": ws["id"], "message": "log check"})
+        await sock.wait_final(ack["message_id"])
+    finally:
+        await sock.disconnect()
+    await refusal(server.url, {"token": user.token + "x"})
+    assert caplog.records, "nothing was logged: the check would prove nothing"
+    signature = user.token.rsplit(".", 1)[-1]
+    for record in caplog.records:
+        text = record.getMessage() + str(record.args or "")
+        assert signature not in text, record.name
