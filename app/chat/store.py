@@ -262,21 +262,34 @@ async def history(
 async def stale_messages(
     db: SessionFactory, pending_older_than: datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(message, session) of jobs that may have been lost: old pending, expired streaming."""
+    """(message, session) of jobs that may have been lost: per session, the answer that
+    should be running (its oldest active one), if it has waited too long as ``pending``
+    or its ``streaming`` lease has expired. Answers queued behind it are left alone."""
     now = utcnow()
     async with db() as s:
         rows = (
             await s.execute(
-                select(Message.id, Message.session_id).where(
-                    Message.role == "assistant",
-                    or_(
-                        and_(Message.status == "pending", Message.created_at < pending_older_than),
-                        and_(Message.status == "streaming", Message.lease_expires_at < now),
-                    ),
+                select(
+                    Message.id,
+                    Message.session_id,
+                    Message.status,
+                    Message.created_at,
+                    Message.lease_expires_at,
                 )
+                .where(Message.role == "assistant", Message.status.in_(ACTIVE))
+                .order_by(Message.created_at)
             )
         ).all()
-    return [(r[0], r[1]) for r in rows]
+    heads: dict[uuid.UUID, tuple[uuid.UUID, str, datetime, datetime | None]] = {}
+    for mid, sid, status, created, expires in rows:
+        heads.setdefault(sid, (mid, status, created, expires))
+    stale = []
+    for sid, (mid, status, created, expires) in heads.items():
+        if status == "pending" and created < pending_older_than:
+            stale.append((mid, sid))
+        elif status == "streaming" and (expires is None or expires < now):
+            stale.append((mid, sid))
+    return stale
 
 
 async def pending_heads(
