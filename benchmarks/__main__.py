@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     target: Target | None
     with tempfile.TemporaryDirectory(prefix="insighthub-bench-") as tmp:
         try:
-            for kind in kinds:
-                log(f"starting {kind} ...")
+            log(f"starting {', '.join(kinds)} ...")
+            with ThreadPoolExecutor(len(kinds)) as pool:  # most of a start is imports
+                starting = {
+                    kind: pool.submit(start_target, kind, Path(tmp) / kind, server_cores)
+                    for kind in kinds
+                }
+            for kind, future in starting.items():
                 target = None
                 try:
-                    target = start_target(kind, Path(tmp) / kind, server_cores)
+                    target = future.result()
                     warm_up(env, target)
                 except Exception as exc:
                     reason = "" if isinstance(exc, TargetUnavailable) else type(exc).__name__ + ": "

@@ -289,7 +289,7 @@ def checks(results: dict[str, Results]) -> list[dict[str, Any]]:
         if change is not None:
             add(kind, "slow client: others' p99 with / without", change, "<= 1.1", change <= 1.1)
         dropped = _dig(res, "s5_slow_client", "slow_disconnected")
-        if dropped is not None:
+        if dropped is not None and _dig(res, "s5_slow_client", "drop_expected"):
             add(
                 kind,
                 "slow client dropped and resumed",
