@@ -41,7 +41,13 @@ def serve(args: argparse.Namespace) -> None:
 def worker(args: argparse.Namespace) -> None:
     from workers.runner import kinds_for, run_workers
 
-    asyncio.run(run_workers(Settings(), kinds_for(args.kind)))
+    run = run_workers(Settings(), kinds_for(args.kind))
+    try:
+        import uvloop  # with uvicorn[standard]; the same loop uvicorn gives the API nodes
+    except ImportError:
+        asyncio.run(run)
+    else:
+        uvloop.run(run)
 
 
 def migrate(_args: argparse.Namespace) -> None:

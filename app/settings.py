@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     embedding_model: str | None = None
 
     # chat turns
-    worker_concurrency: int = 64
+    worker_concurrency: int = 512
     checkpoint_interval_s: float = 1.0
     lease_s: float = 10.0
     sweep_interval_s: float = 15.0

@@ -111,6 +111,7 @@ async def _accept(
             workspace, _role = await membership(s, workspace_id, user_id)
             now = utcnow()
             session = ChatSession(
+                id=uuid.uuid4(),
                 workspace_id=workspace.id,
                 user_id=user_id,
                 title=_title(message),
@@ -118,17 +119,19 @@ async def _accept(
                 updated_at=now,
             )
             s.add(session)
-            await s.flush()
-        busy = await s.scalar(
-            select(Message.id)
-            .where(
-                Message.session_id == session.id,
-                Message.role == "assistant",
-                Message.status.in_(store.ACTIVE),
+        busy = None
+        if session_id is not None:  # a new session has nothing in progress
+            busy = await s.scalar(
+                select(Message.id)
+                .where(
+                    Message.session_id == session.id,
+                    Message.role == "assistant",
+                    Message.status.in_(store.ACTIVE),
+                )
+                .limit(1)
             )
-            .limit(1)
-        )
         user_msg = Message(
+            id=uuid.uuid4(),
             session_id=session.id,
             user_id=user_id,
             role="user",
@@ -139,8 +142,8 @@ async def _accept(
             created_at=utcnow(),
         )
         s.add(user_msg)
-        await s.flush()
         answer = Message(
+            id=uuid.uuid4(),
             session_id=session.id,
             user_id=user_id,
             role="assistant",
@@ -156,7 +159,6 @@ async def _accept(
         )
         s.add(answer)
         session.updated_at = answer.created_at
-        await s.flush()
         provisioning = workspace.status == "provisioning"
         return Accepted(
             session.id,

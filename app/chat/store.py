@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.db.engine import SessionFactory
-from app.db.models import ChatSession, Message, Workspace
+from app.db.models import ChatSession, DocumentChunk, Message, Workspace
 from app.db.types import utcnow
 
 ACTIVE = ("pending", "streaming")
@@ -223,20 +224,68 @@ async def next_pending(db: SessionFactory, session_id: uuid.UUID) -> Message | N
     return head
 
 
-async def load_turn(
-    db: SessionFactory, message_id: uuid.UUID
-) -> tuple[Message, ChatSession, Workspace, bool] | None:
-    """The message, its session and workspace, and whether an older answer is active."""
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What a worker needs to start an answer, read in one round trip (it is on the way to
+    every first token): the rows, whether an older answer is still active, the question,
+    and whether there is any history or any indexed document to look up at all."""
+
+    message: Message
+    session: ChatSession
+    workspace: Workspace
+    earlier_active: bool
+    question: str
+    has_history: bool
+    has_documents: bool
+
+
+def _load_turn_statement() -> Select[Any]:
+    # Built once: aliasing a mapped class costs more than running the query.
+    older, asked, before = aliased(Message), aliased(Message), aliased(Message)
+    earlier_active = (
+        select(older.id)
+        .where(
+            older.session_id == Message.session_id,
+            older.role == "assistant",
+            older.status.in_(ACTIVE),
+            older.created_at < Message.created_at,
+        )
+        .exists()
+    )
+    question = select(asked.content).where(asked.id == Message.reply_to_id).scalar_subquery()
+    has_history = (
+        select(before.id)
+        .where(
+            before.session_id == Message.session_id,
+            before.created_at < Message.created_at,
+            before.id != Message.reply_to_id,
+        )
+        .exists()
+    )
+    has_documents = (
+        select(DocumentChunk.id)
+        .where(DocumentChunk.workspace_id == ChatSession.workspace_id)
+        .exists()
+    )
+    return (
+        select(
+            Message, ChatSession, Workspace, earlier_active, question, has_history, has_documents
+        )
+        .join(ChatSession, ChatSession.id == Message.session_id)
+        .join(Workspace, Workspace.id == ChatSession.workspace_id)
+        .where(Message.id == bindparam("message_id"))
+    )
+
+
+_LOAD_TURN = _load_turn_statement()
+
+
+async def load_turn(db: SessionFactory, message_id: uuid.UUID) -> Turn | None:
     async with db() as s:
-        msg = await s.get(Message, message_id)
-        if msg is None:
-            return None
-        session = await s.get(ChatSession, msg.session_id)
-        workspace = await s.get(Workspace, session.workspace_id) if session else None
-        if session is None or workspace is None:
-            return None
-        earlier = await has_earlier_active(s, msg)
-    return msg, session, workspace, earlier
+        row = (await s.execute(_LOAD_TURN, {"message_id": message_id})).one_or_none()
+    if row is None:
+        return None
+    return Turn(row[0], row[1], row[2], bool(row[3]), row[4] or "", bool(row[5]), bool(row[6]))
 
 
 async def history(

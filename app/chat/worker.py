@@ -28,7 +28,7 @@ from app.chat.finals import publish_event, publish_stored_final
 from app.chat.jobs import kick, publish_chat_job
 from app.chat.prompt import build_prompt
 from app.db.engine import SessionFactory
-from app.db.models import ChatSession, Message, Workspace
+from app.db.models import Message, Workspace
 from app.db.types import utcnow
 from app.llm.base import ChatTurn, LlmProviderError, Token
 from app.llm.guard import guarded_stream
@@ -85,6 +85,9 @@ class ChatWorker:
         self.retriever = retriever
         self.holder = holder or f"{settings.node_id}-{uuid.uuid4().hex[:6]}"
         self.running: dict[uuid.UUID, Generation] = {}
+        # Cancels for answers not (yet) running here: one can arrive between the claim's
+        # commit and the generation's start. Kept a little while, checked at the start.
+        self._early_cancels: dict[uuid.UUID, float] = {}
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
@@ -140,11 +143,11 @@ class ChatWorker:
 
     async def _run_job(self, job: ChatJob, delivery: JobDelivery) -> None:
         turn = await store.load_turn(self.db, job.message_id)
-        if turn is None or turn[0].status in store.ENDED:
+        if turn is None or turn.message.status in store.ENDED:
             await delivery.ack()
             return
-        msg, session, workspace, earlier = turn
-        if earlier or workspace.status == "provisioning":
+        msg, session, workspace = turn.message, turn.session, turn.workspace
+        if turn.earlier_active or workspace.status == "provisioning":
             # Published again when the older answer ends or the workspace is ready.
             await delivery.ack()
             return
@@ -159,7 +162,7 @@ class ChatWorker:
                 await delivery.ack()
                 return
         started = time.monotonic()
-        outcome = await self._generate(msg, session, workspace, claim.attempt)
+        outcome = await self._generate(turn, claim.attempt)
         log.info(
             "chat job %s attempt %d: %s in %.2fs",
             msg.id,
@@ -213,18 +216,20 @@ class ChatWorker:
         await kick(self.db, self.bus, session_id)
 
     # generation --------------------------------------------------------------------
-    async def _prompt(
-        self, msg: Message, session: ChatSession
-    ) -> tuple[list[ChatTurn], list[dict[str, Any]]]:
-        past = await store.history(self.db, session.id, msg.created_at)
-        question = past[-1].content if past and past[-1].role == "user" else ""
-        earlier = [
-            ChatTurn("user" if m.role == "user" else "assistant", m.content) for m in past[:-1]
-        ]
+    async def _prompt(self, turn: store.Turn) -> tuple[list[ChatTurn], list[dict[str, Any]]]:
+        msg, question = turn.message, turn.question
+        earlier: list[ChatTurn] = []
+        if turn.has_history:
+            past = await store.history(self.db, turn.session.id, msg.created_at)
+            earlier = [
+                ChatTurn("user" if m.role == "user" else "assistant", m.content)
+                for m in past
+                if m.id != msg.reply_to_id
+            ]
         sources: list[dict[str, Any]] = []
-        if msg.rag_type == "vector" and question:
+        if msg.rag_type == "vector" and question and turn.has_documents:
             sources = await self.retriever(
-                session.workspace_id, question, self.settings.retrieval_top_k
+                turn.session.workspace_id, question, self.settings.retrieval_top_k
             )
         turns = build_prompt(
             earlier, question, sources, token_budget=self.settings.history_token_budget
@@ -261,9 +266,8 @@ class ChatWorker:
                 if token.finish_reason is not None:
                     gen.finish_reason = token.finish_reason
 
-    async def _generate(
-        self, msg: Message, session: ChatSession, workspace: Workspace, attempt: int
-    ) -> str:
+    async def _generate(self, turn: store.Turn, attempt: int) -> str:
+        msg, session, workspace = turn.message, turn.session, turn.workspace
         sid, mid = str(session.id), str(msg.id)
         gen = Generation(
             msg.id,
@@ -279,11 +283,13 @@ class ChatWorker:
             ),
         )
         self.running[msg.id] = gen
+        if self._early_cancels.pop(msg.id, None) is not None:
+            gen.stop("user")
         error: LlmProviderError | None = None
         sources: list[dict[str, Any]] = []
         try:
             try:
-                turns, sources = await self._prompt(msg, session)
+                turns, sources = await self._prompt(turn)
                 tokens = self._provider_stream(workspace, turns)
             except LlmProviderError as exc:
                 error = exc
@@ -367,6 +373,12 @@ class ChatWorker:
             return
         gen = self.running.get(command.message_id)
         if gen is None:
+            if isinstance(command, CancelCommand):
+                now = time.monotonic()
+                self._early_cancels[command.message_id] = now
+                for mid, at in list(self._early_cancels.items()):
+                    if now - at > 30:
+                        del self._early_cancels[mid]
             return
         if isinstance(command, CancelCommand):
             gen.stop("user")

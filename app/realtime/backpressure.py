@@ -12,7 +12,7 @@ import logging
 
 import socketio
 
-from app.realtime.engine_internals import all_sids, send_queue_depth
+from app.realtime.engine_internals import all_sids, drop_client, send_queue_depth
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class BackpressureGuard:
         for sid in laggards:
             log.warning("disconnecting %s: more than %d packets behind", sid, self.max_send_queue)
             self.disconnected += 1
-            await self.sio.disconnect(sid)
+            await drop_client(self.sio, sid)
         return laggards
 
     async def run(self) -> None:

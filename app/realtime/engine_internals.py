@@ -79,3 +79,23 @@ def send_queue_depth(sio: socketio.AsyncServer, sid: str) -> int:
 
 def all_sids(sio: socketio.AsyncServer) -> list[str]:
     return [sid for sid, _eio in sio.manager.get_participants("/", None)]
+
+
+async def drop_client(sio: socketio.AsyncServer, sid: str) -> None:
+    """Disconnect a client that fell behind and free what is queued for it.
+
+    ``sio.disconnect`` alone queues its DISCONNECT packet behind the backlog, which a
+    client that stopped reading never takes: the packets would stay in memory until the
+    ping times out. The queue is emptied and closed (``None`` ends engine.io's writer).
+    """
+    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+    sock = sio.eio.sockets.get(eio_sid) if eio_sid else None
+    if sock is not None:
+        queue = sock.queue
+        while not queue.empty():
+            queue.get_nowait()
+            queue.task_done()
+    await sio.disconnect(sid)
+    if sock is not None:
+        await sock.close(wait=False, abort=True)
+        sock.queue.put_nowait(None)

@@ -12,9 +12,17 @@ from app.realtime.engine_internals import all_sids, emit_fast, send_queue_depth
 
 
 class FakeEioSocket:
+    """engine.io's socket as far as the guard uses it: a send queue and close()."""
+
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
+
+    async def close(self, wait: bool = True, abort: bool = False) -> None:
+        self.closed = True
+
+    async def send(self, pkt: Any) -> None:
+        self.queue.put_nowait(pkt)
 
 
 async def server_with(sids: list[str]) -> tuple[socketio.AsyncServer, dict[str, FakeEioSocket]]:
@@ -49,12 +57,12 @@ async def test_the_guard_disconnects_only_clients_past_the_bound() -> None:
     for _ in range(6):
         sockets[slow].queue.put_nowait(object())
     sockets[ok].queue.put_nowait(object())
-    dropped: list[str] = []
-
-    async def disconnect(sid: str, *args: Any, **kwargs: Any) -> None:
-        dropped.append(sid)
-
-    sio.disconnect = disconnect  # type: ignore[method-assign]
     guard = BackpressureGuard(sio, max_send_queue=5)
     assert await guard.check_once() == [slow]
-    assert dropped == [slow] and guard.disconnected == 1
+    assert guard.disconnected == 1
+    # The slow one's backlog is freed and its writer told to stop; the other keeps its own.
+    assert sockets[slow].closed is True
+    left = [sockets[slow].queue.get_nowait() for _ in range(sockets[slow].queue.qsize())]
+    assert len(left) == 2 and left[-1] is None  # the DISCONNECT packet, then the writer's stop
+    assert not sio.manager.is_connected(slow, "/")
+    assert sio.manager.is_connected(ok, "/") and sockets[ok].queue.qsize() == 1
