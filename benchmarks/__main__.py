@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = report.metrics(results.get("bare", {}))
     rat = report.ratios(results, rows)
     found = report.checks(results)
-    doc = {
+    doc: dict[str, Any] = {
         "meta": {
             "created": datetime.now(UTC).isoformat(),
             "quick": args.quick,

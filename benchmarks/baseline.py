@@ -43,7 +43,6 @@ def create_baseline(token: str, record_path: Path | None = None) -> socketio.ASG
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         if not isinstance(auth, dict) or auth.get("token") != token:
             raise socketio.exceptions.ConnectionRefusedError(
@@ -103,7 +102,6 @@ def create_baseline(token: str, record_path: Path | None = None) -> socketio.ASG
         finally:
             streams.pop(message_id, None)
 
-    @sio.event
     async def chat_message(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session_id = data.get("session_id") or str(uuid.uuid4())
         message_id = str(uuid.uuid4())
@@ -117,7 +115,6 @@ def create_baseline(token: str, record_path: Path | None = None) -> socketio.ASG
             "message_id": message_id,
         }
 
-    @sio.event
     async def cancel_message(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         task = streams.get(str(data.get("message_id")))
         if task is None:
@@ -125,9 +122,13 @@ def create_baseline(token: str, record_path: Path | None = None) -> socketio.ASG
         task.cancel()
         return {"ok": True, "message_id": data["message_id"], "status": "cancelled"}
 
-    @sio.event
     async def resume(sid: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error_type": "not_found", "message": "the baseline cannot resume"}
+
+    # Registered by call, not with ``@sio.event``: python-socketio ships no type hints, so
+    # its decorator would erase the handlers' signatures under mypy --strict.
+    for handler in (connect, chat_message, cancel_message, resume):
+        sio.on(handler.__name__, handler)
 
     return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
 

@@ -25,7 +25,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ def emit_line(obj: dict[str, Any]) -> None:
 
 
 async def read_command() -> str:
-    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+    line: str = await asyncio.to_thread(sys.stdin.readline)
+    return line.strip()
 
 
 FINALS = ("chat_complete", "chat_cancelled", "chat_error")
@@ -509,7 +510,7 @@ def main() -> None:
     try:
         import uvloop
 
-        run: Callable[[Awaitable[None]], None] = uvloop.run
+        run: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
     except ImportError:
         run = asyncio.run
     if sys.argv[1:] == ["--serve"]:

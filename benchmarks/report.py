@@ -38,6 +38,17 @@ def _num(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _at(*path: str, then: Callable[[Any], Any] | None = None) -> Callable[[Results], Any]:
+    """A getter bound to ``path`` now: loop variables captured by a bare lambda would all
+    read the last row's key, and lambdas with default arguments defeat type inference."""
+
+    def get(results: Results) -> Any:
+        value = _dig(results, *path)
+        return value if then is None else then(value)
+
+    return get
+
+
 def metrics(bare: Results) -> list[Metric]:
     """The table's rows, from the stream counts this run actually used."""
     rows = [
@@ -60,25 +71,25 @@ def metrics(bare: Results) -> list[Metric]:
             Metric(
                 f"s2.{count}.p50_ms",
                 f"{count} streams x 30/s: latency p50 ms",
-                lambda r, b=base: _dig(r, *b, "p50_ms"),
+                _at(*base, "p50_ms"),
                 "{:.2f}",
             ),
             Metric(
                 f"s2.{count}.p99_ms",
                 f"{count} streams x 30/s: latency p99 ms",
-                lambda r, b=base: _dig(r, *b, "p99_ms"),
+                _at(*base, "p99_ms"),
                 "{:.2f}",
             ),
             Metric(
                 f"s2.{count}.max_ms",
                 f"{count} streams x 30/s: latency max ms",
-                lambda r, b=base: _dig(r, *b, "max_ms"),
+                _at(*base, "max_ms"),
                 "{:.1f}",
             ),
             Metric(
                 f"s2.{count}.kept",
                 f"{count} streams x 30/s: every stream at rate",
-                lambda r, b=base: _dig(r, *b, "all_kept_rate"),
+                _at(*base, "all_kept_rate"),
                 "{}",
             ),
         ]
@@ -109,7 +120,7 @@ def metrics(bare: Results) -> list[Metric]:
             Metric(
                 f"s4.{count}.kb",
                 f"idle socket KB/socket at {count}",
-                lambda r, c=count: _kb(_dig(r, "s4_idle", "sockets", c, "bytes_per_socket")),
+                _at("s4_idle", "sockets", count, "bytes_per_socket", then=_kb),
                 "{:.1f}",
             )
         )
@@ -151,9 +162,7 @@ def metrics(bare: Results) -> list[Metric]:
             Metric(
                 f"s7.{count}.us",
                 f"CPU us/token at {count} streams x 10/s",
-                lambda r, c=count: _dig(
-                    r, "s7_growth", "by_streams", c, "marginal_cpu_us_per_token"
-                ),
+                _at("s7_growth", "by_streams", count, "marginal_cpu_us_per_token"),
                 "{:.0f}",
             )
         )

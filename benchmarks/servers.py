@@ -178,6 +178,13 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def _command_line(args: Any) -> str:
+    """``Popen.args`` as text: a sequence when started from a list, else one value."""
+    if isinstance(args, str | bytes | os.PathLike):
+        return str(args)
+    return " ".join(str(arg) for arg in args)
+
+
 def _wait_healthy(
     url: str, procs: list[subprocess.Popen[bytes]], logs: list[Path], path: str
 ) -> None:
@@ -187,8 +194,7 @@ def _wait_healthy(
             for proc, log in zip(procs, logs, strict=True):
                 if proc.poll() is not None:
                     raise TargetUnavailable(
-                        f"{' '.join(map(str, proc.args))} exited with {proc.returncode}:\n"
-                        + _tail(log)
+                        f"{_command_line(proc.args)} exited with {proc.returncode}:\n" + _tail(log)
                     )
             try:
                 if http.get(url + path).status_code == 200:
