@@ -22,6 +22,7 @@ from app.api.schemas import MessageCreate
 from app.bus.base import session_pattern
 from app.chat import service
 from app.chat.events import FINAL_EVENTS
+from app.chat.finals import final_event
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions"])
@@ -74,8 +75,6 @@ async def stream_message(
         if not accepted.publish:
             # A replayed send whose answer already ended: send its final event straight away.
             msg = await service.get_message(ctx.db, accepted.message_id)
-            from app.chat.finals import final_event
-
             final = final_event(msg) if msg is not None else None
             if final is not None:
                 queue.put_nowait(final)
