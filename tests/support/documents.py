@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from reportlab.pdfgen import canvas
 
 from tests.support.clients import Api, Socket, User
+from tests.support.pdfs import make_pdf
 
 TIMESTAMP = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 DOCUMENT_FIELDS = {
@@ -51,20 +51,6 @@ class Sample:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
-
-
-def make_pdf(*pages: str) -> bytes:
-    """A PDF with one page per string, each line of it drawn as text."""
-    buf = io.BytesIO()
-    pdf = canvas.Canvas(buf)
-    for page in pages:
-        y = 750
-        for line in page.split("\n"):
-            pdf.drawString(72, y, line)
-            y -= 16
-        pdf.showPage()
-    pdf.save()
-    return buf.getvalue()
 
 
 def make_zip() -> bytes:

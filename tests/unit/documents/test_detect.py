@@ -11,7 +11,7 @@ from app.documents.detect import (
     detect_content_type,
 )
 from app.errors import UnsupportedMediaType
-from tests.unit.documents.pdfs import make_pdf
+from tests.support.pdfs import make_pdf
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 

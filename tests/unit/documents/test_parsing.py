@@ -6,7 +6,7 @@ import pytest
 
 from app.documents.detect import HTML, MARKDOWN, PDF, PLAIN
 from app.documents.parsing import DocumentParseError, parse_document
-from tests.unit.documents.pdfs import encrypt_pdf, make_image_only_pdf, make_pdf
+from tests.support.pdfs import encrypt_pdf, make_image_only_pdf, make_pdf
 
 
 def test_pdf_text_is_extracted_page_by_page() -> None:
