@@ -38,29 +38,35 @@ async def claim(
 
     Re-taking a streaming message raises ``attempt``: its chunks start again from offset 0.
     """
-    now = utcnow()
     async with db() as s, s.begin():
-        result = await s.execute(
-            update(Message)
-            .where(
-                Message.id == message_id,
-                or_(
-                    Message.status == "pending",
-                    and_(Message.status == "streaming", Message.lease_expires_at < now),
-                ),
-            )
-            .values(
-                attempt=case(
-                    (Message.status == "streaming", Message.attempt + 1), else_=Message.attempt
-                ),
-                status="streaming",
-                content="",
-                lease_holder=holder,
-                lease_expires_at=now + timedelta(seconds=lease_s),
-            )
-            .returning(Message.attempt)
+        return await _claim(s, message_id, holder, lease_s)
+
+
+async def _claim(
+    s: AsyncSession, message_id: uuid.UUID, holder: str, lease_s: float
+) -> Claim | None:
+    now = utcnow()
+    result = await s.execute(
+        update(Message)
+        .where(
+            Message.id == message_id,
+            or_(
+                Message.status == "pending",
+                and_(Message.status == "streaming", Message.lease_expires_at < now),
+            ),
         )
-        attempt = result.scalar_one_or_none()
+        .values(
+            attempt=case(
+                (Message.status == "streaming", Message.attempt + 1), else_=Message.attempt
+            ),
+            status="streaming",
+            content="",
+            lease_holder=holder,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+        )
+        .returning(Message.attempt)
+    )
+    attempt = result.scalar_one_or_none()
     return Claim(message_id, attempt) if attempt is not None else None
 
 
@@ -280,12 +286,24 @@ def _load_turn_statement() -> Select[Any]:
 _LOAD_TURN = _load_turn_statement()
 
 
-async def load_turn(db: SessionFactory, message_id: uuid.UUID) -> Turn | None:
-    async with db() as s:
+async def load_turn(
+    db: SessionFactory, message_id: uuid.UUID, *, claim_as: tuple[str, float] | None = None
+) -> tuple[Turn | None, Claim | None]:
+    """The turn and, with ``claim_as=(holder, lease_s)``, the claim of it in the same
+    transaction when it may start now (its workspace ready, nothing older active)."""
+    async with db() as s, s.begin():
         row = (await s.execute(_LOAD_TURN, {"message_id": message_id})).one_or_none()
-    if row is None:
-        return None
-    return Turn(row[0], row[1], row[2], bool(row[3]), row[4] or "", bool(row[5]), bool(row[6]))
+        if row is None:
+            return None, None
+        turn = Turn(row[0], row[1], row[2], bool(row[3]), row[4] or "", bool(row[5]), bool(row[6]))
+        may_start = (
+            turn.message.status in ACTIVE
+            and not turn.earlier_active
+            and turn.workspace.status == "ready"
+        )
+        if claim_as is None or not may_start:
+            return turn, None
+        return turn, await _claim(s, message_id, claim_as[0], claim_as[1])
 
 
 async def history(

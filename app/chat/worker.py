@@ -142,7 +142,9 @@ class ChatWorker:
                 self._handlers.discard(task)
 
     async def _run_job(self, job: ChatJob, delivery: JobDelivery) -> None:
-        turn = await store.load_turn(self.db, job.message_id)
+        turn, claim = await store.load_turn(
+            self.db, job.message_id, claim_as=(self.holder, self.settings.lease_s)
+        )
         if turn is None or turn.message.status in store.ENDED:
             await delivery.ack()
             return
@@ -155,7 +157,8 @@ class ChatWorker:
             await self._fail_unavailable(msg)
             await delivery.ack()
             return
-        claim = await store.claim(self.db, msg.id, self.holder, self.settings.lease_s)
+        if claim is None:
+            claim = await store.claim(self.db, msg.id, self.holder, self.settings.lease_s)
         if claim is None:
             claim = await self._wait_for_lease(msg.id)
             if claim is None:

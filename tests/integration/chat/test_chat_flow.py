@@ -58,12 +58,17 @@ async def test_a_second_tab_that_joins_the_session_sees_the_same_stream(
         ack = await first.call("chat_message", {"workspace_id": ws["id"], "message": "two tabs"})
         joined = await second.call("join_session", {"session_id": ack["session_id"]})
         assert joined == {"ok": True, "session_id": ack["session_id"]}
+        # A tab that joins mid-stream catches up with resume, then follows live.
+        caught = await second.call(
+            "resume", {"session_id": ack["session_id"], "message_id": ack["message_id"], "offset": 0}
+        )
+        assert caught["ok"] is True
         a = await first.wait_final(ack["message_id"])
         b = await second.wait_final(ack["message_id"])
         assert a.name == b.name == "chat_complete"
-        assert text_of(second.named("chat_chunk", ack["message_id"])).endswith(
-            a.data["full_response"][-20:]
-        )
+        live = [c for c in second.named("chat_chunk", ack["message_id"]) if c["seq"] >= 0]
+        assert live, "the second tab received no live chunk"
+        assert text_of(second.named("chat_chunk", ack["message_id"])) == a.data["full_response"]
         assert b.data["full_response"] == a.data["full_response"]
     finally:
         await first.disconnect()
