@@ -60,7 +60,8 @@ async def test_a_second_tab_that_joins_the_session_sees_the_same_stream(
         assert joined == {"ok": True, "session_id": ack["session_id"]}
         # A tab that joins mid-stream catches up with resume, then follows live.
         caught = await second.call(
-            "resume", {"session_id": ack["session_id"], "message_id": ack["message_id"], "offset": 0}
+            "resume",
+            {"session_id": ack["session_id"], "message_id": ack["message_id"], "offset": 0},
         )
         assert caught["ok"] is True
         a = await first.wait_final(ack["message_id"])
