@@ -79,11 +79,14 @@ class ChatTurns:
         self._final_waiters.setdefault(msg.id, []).append(waiter)
         await self.bus.bind(pattern)
         try:
-            await self.bus.publish_control(CancelCommand(message_id=msg.id).dumps())
-            try:
-                return msg.id, await asyncio.wait_for(asyncio.shield(waiter), 3.0)
-            except TimeoutError:
-                pass
+            # Control messages are transient: if the first is lost (a reconnecting worker),
+            # the second one, a second later, still reaches it.
+            for wait_s in (1.0, 2.0):
+                await self.bus.publish_control(CancelCommand(message_id=msg.id).dumps())
+                try:
+                    return msg.id, await asyncio.wait_for(asyncio.shield(waiter), wait_s)
+                except TimeoutError:
+                    continue
         finally:
             self._drop_waiter(msg.id, waiter)
             await self.bus.unbind(pattern)

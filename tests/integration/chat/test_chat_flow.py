@@ -205,3 +205,29 @@ async def test_messages_sent_back_to_back_are_answered_one_after_another_in_orde
         assert all(m["status"] == "complete" for m in stored)
     finally:
         await sock.disconnect()
+
+
+async def test_a_lost_cancel_command_is_sent_again(server: LiveServer, api: Api) -> None:
+    user = await api.user()
+    ws = await api.workspace(user, llm_provider="synthetic", llm_model="tokens-400-rate-50")
+    sock = await connect(server.url, user.token)
+    bus = server.ctx.bus
+    original = bus.publish_control
+    dropped: list[bytes] = []
+
+    async def lose_the_first(body: bytes) -> None:
+        if not dropped:
+            dropped.append(body)  # the broker lost it
+            return
+        await original(body)
+
+    bus.publish_control = lose_the_first  # type: ignore[method-assign]
+    try:
+        ack = await sock.call("chat_message", {"workspace_id": ws["id"], "message": "lost cancel"})
+        await sock.wait_chunks(ack["message_id"], 2)
+        answer = await sock.call("cancel_message", {"session_id": ack["session_id"]})
+        assert dropped and answer["status"] == "cancelled"
+        assert (await sock.wait_final(ack["message_id"])).name == "chat_cancelled"
+    finally:
+        bus.publish_control = original  # type: ignore[method-assign]
+        await sock.disconnect()
