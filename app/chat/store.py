@@ -83,8 +83,9 @@ async def finish(
     usage: dict[str, int] | None = None,
     sources: list[dict[str, Any]] | None = None,
     finish_reason: str | None = None,
-) -> bool:
-    """``streaming → complete|cancelled|failed`` for the lease holder of that attempt."""
+) -> Message | None:
+    """``streaming → complete|cancelled|failed`` for the lease holder of that attempt; the
+    ended row (its final event is rebuilt from it), or None if the lease was lost."""
     async with db() as s, s.begin():
         result = await s.execute(
             update(Message)
@@ -106,8 +107,9 @@ async def finish(
                 lease_expires_at=None,
                 completed_at=utcnow(),
             )
+            .returning(Message)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return result.scalar_one_or_none()
 
 
 async def end_unclaimed(

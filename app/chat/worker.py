@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from app.bus.base import Bus, JobDelivery, Subscription, chat_key, node_pattern
 from app.bus.messages import CancelCommand, ChatJob, TextRequest, event_body, parse_control
 from app.bus.parsing import parse_dead_letter, parse_job
-from app.chat import events, store
+from app.chat import store
 from app.chat.chunks import ChunkStream
-from app.chat.finals import publish_event, publish_stored_final
+from app.chat.finals import publish_stored_final
 from app.chat.jobs import kick, publish_chat_job
 from app.chat.prompt import build_prompt
 from app.db.engine import SessionFactory
@@ -313,54 +313,26 @@ class ChatWorker:
             if gen.stop_reason == "shutdown":
                 await store.release_leases(self.db, self.holder, {msg.id: text})
                 return "handed_back"
-            if gen.stop_reason == "user":
-                if await store.finish(
-                    self.db,
-                    msg.id,
-                    holder=self.holder,
-                    attempt=attempt,
-                    status="cancelled",
-                    content=text,
-                    finish_reason="cancelled",
-                ):
-                    await publish_event(
-                        self.bus, events.CHAT_CANCELLED, events.cancelled(sid, mid, attempt, text)
-                    )
-                return "cancelled"
-            if error is not None:
-                if await store.finish(
-                    self.db,
-                    msg.id,
-                    holder=self.holder,
-                    attempt=attempt,
-                    status="failed",
-                    content=text,
-                    error_type=error.error_type,
-                    error_message=error.message,
-                ):
-                    await publish_event(
-                        self.bus,
-                        events.CHAT_ERROR,
-                        events.error(sid, mid, attempt, error.error_type, error.message),
-                    )
-                return f"failed ({error.error_type})"
-            if await store.finish(
+            failed = error is not None and gen.stop_reason != "user"
+            complete = error is None and gen.stop_reason is None
+            status = "complete" if complete else "failed" if failed else "cancelled"
+            ended = await store.finish(
                 self.db,
                 msg.id,
                 holder=self.holder,
                 attempt=attempt,
-                status="complete",
+                status=status,
                 content=text,
-                usage=gen.usage,
-                sources=sources,
-                finish_reason=gen.finish_reason,
-            ):
-                await publish_event(
-                    self.bus,
-                    events.CHAT_COMPLETE,
-                    events.complete(sid, mid, attempt, text, gen.finish_reason, gen.usage, sources),
-                )
-                return "complete"
+                error_type=error.error_type if failed and error else None,
+                error_message=error.message if failed and error else None,
+                usage=gen.usage if complete else None,
+                sources=sources if complete else None,
+                finish_reason=gen.finish_reason if complete else None if failed else "cancelled",
+            )
+            if ended is not None:
+                # Only the side whose compare-and-set won speaks for the message.
+                await publish_stored_final(self.bus, ended)
+                return f"failed ({ended.error_type})" if failed else status
             return "lost its lease"
         finally:
             if gen.pump is not None and not gen.pump.done():
