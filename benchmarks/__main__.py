@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import profiling, report
 from benchmarks.scenarios import QUICK, SCENARIOS, Env, Params, warm_up
 from benchmarks.servers import KINDS, Target, TargetUnavailable, plan_cores, start_target
 
@@ -44,7 +44,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated subset of " + ",".join(SCENARIOS),
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample every server process with py-spy during each scenario; collapsed "
+        "stacks and a summary go to OUT/profiles/<scenario>/<target>/",
+    )
     return parser.parse_args(argv)
+
+
+def process_names(target: Target) -> dict[str, int]:
+    """The API process first, then the worker processes (distributed)."""
+    pids = target.pids()
+    names = ["api"] + [f"worker{i}" if len(pids) > 2 else "worker" for i in range(1, len(pids))]
+    return dict(zip(names, pids, strict=True))
 
 
 def log(message: str) -> None:
@@ -65,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if set(chosen) - set(SCENARIOS):
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(set(chosen) - set(SCENARIOS)))}")
     scenarios = [s for s in SCENARIOS if s in chosen]
+    if args.profile:
+        profiling.py_spy()  # fail before anything starts, not after the first scenario
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -107,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                 for kind, target in targets.items():
                     log(f"{name} on {kind} ...")
                     t0 = time.monotonic()
+                    recording = (
+                        profiling.record(process_names(target), out / "profiles" / name / kind)
+                        if args.profile
+                        else None
+                    )
                     try:
                         if not target.alive():
                             raise RuntimeError("the server process is gone")
@@ -117,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                         results[kind][name] = {"error": f"{type(exc).__name__}: {exc}"}
                         status[kind].setdefault("failed", []).append(name)
                         (logdir / f"{kind}-{name}.traceback").write_text(traceback.format_exc())
+                    finally:
+                        if recording is not None:
+                            for path in recording.stop():
+                                summary = profiling.summarize(path)
+                                path.with_suffix(".summary").write_text(summary + "\n")
                     log(f"  {time.monotonic() - t0:.1f} s")
         finally:
             env.close()

@@ -12,7 +12,9 @@ back) and restarts every consumer that is not live on the current connection.
 
 Three channels are the bus's own: ``admin`` (declares, binds, ping), ``publisher`` (jobs,
 publisher confirms) and ``fast`` (events and control: transient, no confirms). Each
-consumer has a channel of its own, so its prefetch is its own.
+consumer has a channel of its own, so its prefetch is its own. Events gathered in one pass
+of the event loop travel as one message (``app.bus.amqp_outbox``), which the receiving
+node routes to its handler by its own binding counts.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from app.bus.amqp_consumers import (
     ManagedConsumer,
     raise_if_cancelled,
 )
+from app.bus.amqp_outbox import BATCH_ROUTING_KEY, EventOutbox
 from app.bus.amqp_topology import (
     control_queue_name,
     dead_queue_name,
@@ -60,6 +63,7 @@ from app.bus.base import (
     JobHandler,
     JobQueue,
 )
+from app.bus.event_batches import MalformedBatch, decode_batch
 from app.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -127,6 +131,8 @@ class AmqpBus:
         # of mandatory publishes); events are not mandatory, so one shared id saves the work.
         self._transient = spec.Basic.Properties(delivery_mode=1, message_id="transient")
         self._dropped = 0
+        self._outbox = EventOutbox(self._send_events)
+        self._event_handler: EventHandler | None = None
 
     # lifecycle
 
@@ -162,6 +168,7 @@ class AmqpBus:
         """Cancel the consumers, stop their handlers, close the connection."""
         if self._closing:
             return
+        await self._outbox.flush(self._publish_timeout)  # the last events (finals) go out
         self._closing = True
         self._ready.clear()
         if self._supervisor is not None:
@@ -248,10 +255,18 @@ class AmqpBus:
     # events
 
     async def publish_event(self, routing_key: str, body: bytes) -> None:
-        """Transient, no confirm; dropped (and counted in one log line) while disconnected."""
+        """Transient, no confirm, sent on the loop's next pass with whatever else gathered
+        (``app.bus.amqp_outbox``); dropped (and counted in one log line) while disconnected."""
         channel = self._fast
         if channel is None or channel.is_closed:
             self._drop(routing_key, "not connected")
+            return
+        await self._outbox.put(routing_key, body)
+
+    async def _send_events(self, routing_key: str, body: bytes, count: int) -> None:
+        channel = self._fast
+        if channel is None or channel.is_closed:
+            self._drop(routing_key, "not connected", count)
             return
         try:
             await channel.basic_publish(
@@ -263,18 +278,40 @@ class AmqpBus:
             )
         except asyncio.CancelledError:
             raise_if_cancelled()
-            self._drop(routing_key, "channel closed")
+            self._drop(routing_key, "channel closed", count)
         except BROKER_ERRORS as exc:
-            self._drop(routing_key, repr(exc))
+            self._drop(routing_key, repr(exc), count)
+
+    async def _on_event_message(self, routing_key: str, body: bytes) -> None:
+        """One delivery from the node's queue: an event, or a batch to route here."""
+        handler = self._event_handler
+        if handler is None:
+            return
+        if routing_key != BATCH_ROUTING_KEY:
+            await handler(routing_key, body)
+            return
+        matches = self._counts.matches
+        try:
+            for key, event in decode_batch(body):
+                if not matches(key):
+                    continue
+                try:
+                    await handler(key, event)
+                except Exception:
+                    log.exception("event handler failed for %s", key)
+        except MalformedBatch as exc:
+            log.warning("dropping the rest of an event batch: %s", exc)
 
     async def consume_events(self, handler: EventHandler) -> EventConsumer:
         """This node's event feed, handled in arrival order. One per bus."""
         if self._events is not None:
             raise RuntimeError(f"node {self.node_id} already consumes its event queue")
         consumer = EventConsumer(
-            self._event_queue, self._tag("events"), self._hooks, handler=handler
+            self._event_queue, self._tag("events"), self._hooks, handler=self._on_event_message
         )
+        self._event_handler = handler
         self._events = consumer
+        self._pending.add(BATCH_ROUTING_KEY)
         await self._add_consumer(consumer)
         return consumer
 
@@ -390,10 +427,10 @@ class AmqpBus:
                 f"RabbitMQ did not take the {what} within {self._publish_timeout:g} s"
             ) from exc
 
-    def _drop(self, routing_key: str, why: str) -> None:
+    def _drop(self, routing_key: str, why: str, count: int = 1) -> None:
         if not self._dropped:
             log.warning("dropping transient messages (first: %s): %s", routing_key, why)
-        self._dropped += 1
+        self._dropped += count
 
     # bindings
 
@@ -425,6 +462,12 @@ class AmqpBus:
         self._event_queue_declared = True
         self._bound.clear()
         self._pending |= self._counts.patterns()
+        if self._events is not None:
+            self._pending.add(BATCH_ROUTING_KEY)
+
+    def _wants_batches(self, pattern: str) -> bool:
+        """The batch key is bound while this node consumes its events, never counted."""
+        return pattern == BATCH_ROUTING_KEY and self._events is not None
 
     async def _apply_pending(self, channel: aiormq.Channel) -> None:
         """Make the broker's bindings match the counts for every pending pattern.
@@ -435,7 +478,7 @@ class AmqpBus:
         while self._pending:
             pattern = self._pending.pop()
             try:
-                if pattern in self._counts:
+                if pattern in self._counts or self._wants_batches(pattern):
                     if pattern not in self._bound:
                         await channel.queue_bind(
                             self._event_queue,

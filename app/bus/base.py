@@ -116,15 +116,29 @@ class Bus(Protocol):
 
 
 class BindingCounts:
-    """Reference counts of bound patterns: the truth a bus reconciles its queue with."""
+    """Reference counts of bound patterns: the truth a bus reconciles its queue with.
+
+    It also answers ``matches`` for a routing key locally, the way the broker would, for
+    events that arrive without the broker's routing (the in-memory bus; AMQP batches).
+    Every pattern the project binds is ``<kind>.<id>.*``, so those are indexed by their
+    two-word prefix and a key costs one set lookup; any other shape is matched by scan.
+    """
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
+        self._prefixes: set[str] = set()
+        self._others: set[str] = set()
 
     def add(self, pattern: str) -> bool:
         """Count one more holder; True when this is the first (bind now)."""
         n = self._counts.get(pattern, 0) + 1
         self._counts[pattern] = n
+        if n == 1:
+            prefix = _one_word_wildcard_prefix(pattern)
+            if prefix is None:
+                self._others.add(pattern)
+            else:
+                self._prefixes.add(prefix)
         return n == 1
 
     def remove(self, pattern: str) -> bool:
@@ -132,15 +146,38 @@ class BindingCounts:
         n = self._counts.get(pattern, 0)
         if n <= 1:
             self._counts.pop(pattern, None)
+            if n == 1:
+                prefix = _one_word_wildcard_prefix(pattern)
+                if prefix is None:
+                    self._others.discard(pattern)
+                else:
+                    self._prefixes.discard(prefix)
             return n == 1
         self._counts[pattern] = n - 1
         return False
+
+    def matches(self, routing_key: str) -> bool:
+        """Whether any counted pattern matches ``routing_key`` (AMQP topic rules)."""
+        first = routing_key.find(".")
+        last = routing_key.rfind(".")
+        if first > 0 and last > first and routing_key.find(".", first + 1) == last:
+            if routing_key[:last] in self._prefixes:
+                return True
+        return any(topic_matches(p, routing_key) for p in self._others)
 
     def patterns(self) -> set[str]:
         return set(self._counts)
 
     def __contains__(self, pattern: object) -> bool:
         return pattern in self._counts
+
+
+def _one_word_wildcard_prefix(pattern: str) -> str | None:
+    """``a.b`` for ``a.b.*`` (two literal words, then one wildcard word), else None."""
+    words = pattern.split(".")
+    if len(words) == 3 and words[2] == "*" and not {"*", "#", ""} & {words[0], words[1]}:
+        return f"{words[0]}.{words[1]}"
+    return None
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

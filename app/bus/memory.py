@@ -20,7 +20,6 @@ from app.bus.base import (
     EventHandler,
     JobHandler,
     JobQueue,
-    topic_matches,
 )
 
 log = logging.getLogger(__name__)
@@ -105,11 +104,7 @@ class InMemoryBus:
         self.parked: list[tuple[bytes, str]] = []
         self._event_handlers: list[EventHandler] = []
         self._control_handlers: list[ControlHandler] = []
-        self._bindings = BindingCounts()
-        # chat.<id>.* and similar patterns, indexed by their first two words: the hot path
-        # checks one dict instead of every pattern.
-        self._prefix_index: set[str] = set()
-        self._other_patterns: set[str] = set()
+        self._bindings = BindingCounts()  # matches a key with one set lookup (hot path)
         self._consumers: list[_Consumer] = []
 
     # lifecycle ---------------------------------------------------------------
@@ -197,29 +192,17 @@ class InMemoryBus:
                 log.exception("event handler failed for %s", routing_key)
 
     def _is_bound(self, routing_key: str) -> bool:
-        first = routing_key.find(".")
-        second = routing_key.find(".", first + 1)
-        if second > 0 and routing_key[:second] in self._prefix_index:
-            return True
-        return any(topic_matches(p, routing_key) for p in self._other_patterns)
+        return self._bindings.matches(routing_key)
 
     async def consume_events(self, handler: EventHandler) -> _Callback:
         self._event_handlers.append(handler)
         return _Callback(lambda: self._event_handlers.remove(handler))
 
     async def bind(self, pattern: str) -> None:
-        if self._bindings.add(pattern):
-            words = pattern.split(".")
-            if len(words) == 3 and words[2] == "*" and "*" not in words[:2] and "#" not in words:
-                self._prefix_index.add(f"{words[0]}.{words[1]}")
-            else:
-                self._other_patterns.add(pattern)
+        self._bindings.add(pattern)
 
     async def unbind(self, pattern: str) -> None:
-        if self._bindings.remove(pattern):
-            words = pattern.split(".")
-            self._prefix_index.discard(f"{words[0]}.{words[1]}" if len(words) > 1 else pattern)
-            self._other_patterns.discard(pattern)
+        self._bindings.remove(pattern)
 
     def bound_patterns(self) -> set[str]:
         return self._bindings.patterns()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from app.bus.amqp import AmqpBus
+from app.bus.amqp_outbox import BATCH_ROUTING_KEY
 from app.bus.amqp_topology import event_queue_name
 from app.bus.base import ControlHandler, session_pattern
 from tests.integration.bus.conftest import BusFactory, event_bindings, eventually
@@ -73,7 +74,7 @@ async def test_bind_and_unbind_are_reference_counted(make_bus: BusFactory, amqp_
     await feed.settle(bus, sentinels=1)
     assert feed.keys() == ["chat.s1.chunk"]
     bindings = await event_bindings(amqp_vhost, event_queue_name(bus.node_id))
-    assert bindings == {SENTINEL, pattern}
+    assert bindings == {SENTINEL, BATCH_ROUTING_KEY, pattern}
 
     await bus.unbind(pattern)  # the last one leaves
     await bus.publish_event("chat.s1.chunk", b"2")

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from app.bus.amqp_outbox import BATCH_ROUTING_KEY
 from app.bus.amqp_topology import event_queue_name
 from app.bus.base import JobDelivery
 from app.errors import ServiceUnavailable
@@ -115,6 +116,6 @@ async def test_a_broker_restart(make_bus: BusFactory, amqp_url: str, amqp_vhost:
         lambda: dead and documents and control, what="a dead letter, a document, a command"
     )
     assert (jobs, dead, documents, control) == ([b"good", b"bad"], [b"bad"], [b"doc"], [b"cancel"])
-    assert await bindings == {SENTINEL, "chat.kept.*", "chat.added.*"}
+    assert await bindings == {SENTINEL, BATCH_ROUTING_KEY, "chat.kept.*", "chat.added.*"}
     await counted
     assert await consumer_tags(amqp_vhost) == expected  # nothing doubled since
