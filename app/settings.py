@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
 
     # database pool (PostgreSQL)
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    db_pool_size: int = 20
+    db_max_overflow: int = 10
     db_pool_timeout_s: float = 10.0
 
     # providers

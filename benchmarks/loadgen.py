@@ -102,6 +102,7 @@ class Stream:
         "first_stamp",
         "last_ns",
         "lat",
+        "arrived_ns",
         "order_errors",
         "sent_ns",
         "text_len",
@@ -110,6 +111,7 @@ class Stream:
 
     def __init__(self) -> None:
         self.lat: list[float] = []
+        self.arrived_ns: list[int] = []  # when each of ``lat`` arrived (one per chunk)
         self.tokens = 0
         self.chunks = 0
         self.text_len = 0
@@ -139,6 +141,7 @@ class Stream:
         for w in words:
             stamp = int(w[1:])
             lat.append((now - stamp) / 1e6)
+        self.arrived_ns.extend([now] * len(words))
         if not self.chunks:
             self.first_ns = now
             self.first_stamp = int(words[0][1:]) if words else 0
@@ -301,6 +304,7 @@ async def mode_streams(spec: dict[str, Any]) -> dict[str, Any]:
     first = min((st.first_ns for st in streams if st.first_ns), default=0)
     last = max((st.last_ns for st in streams), default=0)
     window_s = (last - first) / 1e9 if last > first else float("nan")
+    all_flowing_ns = max((st.first_ns for st in streams if st.first_ns), default=0)
     return {
         "streams": count,
         "completed": sum(1 for st in streams if st.final == "chat_complete"),
@@ -316,6 +320,14 @@ async def mode_streams(spec: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_s": (tokens - 1) / window_s if tokens > 1 else float("nan"),
         "min_stream_rate": min(rates, default=float("nan")),
         "latency_ms": summarize(v for st in streams for v in st.lat),
+        # The same once every stream has had its first token: without the turns' set-up
+        # (storing and claiming each turn), so the two together say where the tail comes from.
+        "latency_all_flowing_ms": summarize(
+            v
+            for st in streams
+            for v, at in zip(st.lat, st.arrived_ns, strict=True)
+            if at >= all_flowing_ns
+        ),
     }
 
 

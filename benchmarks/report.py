@@ -81,6 +81,12 @@ def metrics(bare: Results) -> list[Metric]:
                 "{:.2f}",
             ),
             Metric(
+                f"s2.{count}.p99_flowing_ms",
+                f"{count} streams x 30/s: p99 once all flow",
+                _at(*base, "p99_all_flowing_ms"),
+                "{:.2f}",
+            ),
+            Metric(
                 f"s2.{count}.max_ms",
                 f"{count} streams x 30/s: latency max ms",
                 _at(*base, "max_ms"),

@@ -325,6 +325,7 @@ def _stream_row(result: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": lat.get("p50"),
         "p99_ms": lat.get("p99"),
         "max_ms": lat.get("max"),
+        "p99_all_flowing_ms": result.get("latency_all_flowing_ms", {}).get("p99"),
         "all_kept_rate": result["kept_rate"] == result["streams"]
         and result["tokens"] >= result["tokens_expected"],
         "kept_rate": result["kept_rate"],

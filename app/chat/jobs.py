@@ -23,6 +23,6 @@ async def kick(db: SessionFactory, bus: Bus, session_id: uuid.UUID) -> None:
     if nxt is None:
         return
     try:
-        await publish_chat_job(bus, nxt.id, session_id)
+        await publish_chat_job(bus, nxt, session_id)
     except Exception:
         log.warning("could not publish the next job of session %s; the sweep will", session_id)
