@@ -263,6 +263,11 @@ class AmqpBus:
             return
         await self._outbox.put(routing_key, body)
 
+    @property
+    def events_sent(self) -> tuple[int, int]:
+        """(events, AMQP messages) handed to the broker so far: their ratio is the batching."""
+        return self._outbox.events_sent, self._outbox.messages_sent
+
     async def _send_events(self, routing_key: str, body: bytes, count: int) -> None:
         channel = self._fast
         if channel is None or channel.is_closed:

@@ -7,12 +7,14 @@ to arrive has arrived too.
 
 from __future__ import annotations
 
+import aio_pika
 import pytest
 
 from app.bus.amqp import AmqpBus
 from app.bus.amqp_outbox import BATCH_ROUTING_KEY
 from app.bus.amqp_topology import event_queue_name
-from app.bus.base import ControlHandler, session_pattern
+from app.bus.base import EVENTS_EXCHANGE, ControlHandler, session_pattern
+from app.bus.event_batches import encode_batch
 from tests.integration.bus.conftest import BusFactory, event_bindings, eventually
 
 pytestmark = pytest.mark.rabbitmq
@@ -195,3 +197,59 @@ async def test_control_fanout_reaches_every_consumer_once(make_bus: BusFactory) 
         lambda: all(bodies[-1:] == [b"end"] for bodies in got.values()), what="every command"
     )
     assert got == {"one": expected, "two": expected, "three": expected}
+
+
+async def test_events_of_many_sessions_published_together_travel_batched_to_their_nodes(
+    make_bus: BusFactory,
+) -> None:
+    publisher, one, two = await make_bus(), await make_bus(), await make_bus()
+    feed_one, feed_two = await feed_of(one), await feed_of(two)
+    await one.bind("chat.a.*")
+    await two.bind("chat.b.*")
+
+    for n in range(200):  # one pass of the loop: nothing here yields to the sender
+        await publisher.publish_event("chat.a.chunk" if n % 2 == 0 else "chat.b.chunk", b"%d" % n)
+    await feed_one.settle(publisher)  # both nodes are bound to the sentinel
+    await eventually(lambda: (SENTINEL, b"") in feed_two.events, what="the sentinel on two")
+
+    assert [int(b) for k, b in feed_one.events if k != SENTINEL] == list(range(0, 200, 2))
+    assert [int(b) for k, b in feed_two.events if k != SENTINEL] == list(range(1, 200, 2))
+    events, messages = publisher.events_sent
+    assert events == 200 + 1  # and the sentinel
+    assert messages <= 3, f"{events} events took {messages} AMQP messages"
+
+
+async def test_an_event_published_alone_is_routed_by_the_broker_to_bound_nodes_only(
+    make_bus: BusFactory, amqp_vhost: str
+) -> None:
+    publisher, one = await make_bus(), await make_bus()
+    feed = await feed_of(one)
+    await one.bind("chat.a.*")
+    await publisher.publish_event("chat.a.chunk", b"alone")
+    await eventually(lambda: feed.keys() == ["chat.a.chunk"], what="the event")
+    assert publisher.events_sent == (1, 1)
+    assert await event_bindings(amqp_vhost, event_queue_name(one.node_id)) == {
+        SENTINEL,
+        BATCH_ROUTING_KEY,
+        "chat.a.*",
+    }
+
+
+async def test_a_damaged_batch_is_dropped_and_the_feed_goes_on(
+    make_bus: BusFactory, amqp_url: str
+) -> None:
+    bus = await make_bus()
+    feed = await feed_of(bus)
+    await bus.bind("chat.a.*")
+    good = encode_batch([("chat.a.chunk", b"1"), ("chat.a.chunk", b"2")])
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+        for body in (b"\x09not a batch", good[:-1], good):
+            await exchange.publish(aio_pika.Message(body), routing_key=BATCH_ROUTING_KEY)
+    finally:
+        await connection.close()
+    await feed.settle(bus)
+    # the truncated copy still delivered its first, whole event; the junk nothing
+    assert [body for key, body in feed.events if key != SENTINEL] == [b"1", b"1", b"2"]
