@@ -11,7 +11,10 @@ Topology (the AMQP names; the in-memory bus behaves the same)::
                                     (quorum, delivery limit, dead-letter queue <queue>.dead)
     insighthub.events (topic)     chat.<session_id>.<kind>, workspace.<id>.<kind>,
                                   user.<id>.<kind>, node.<node_id>.<kind>
-                                  → each API node's own exclusive queue, bound per pattern
+                                  → each API node's own exclusive queue, bound per pattern;
+                                  ``batch``: events published in one pass of the loop, in
+                                  one message to every node, which keeps those matching
+                                  its own patterns (``app.bus.amqp_outbox``)
     insighthub.control (fanout)   cancel and text requests → every chat worker
 """
 

@@ -91,6 +91,8 @@ def test_figures_are_sane(run: tuple[dict[str, Any], str, Path], kind: str) -> N
         assert row["order_errors"] == 0 and row["errors"] == 0, (count, row)
         assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"], (count, row)
     for count, row in s2["runs"].items():
+        # a subset of the tokens: its p99 lies within the whole run's range
+        assert 0 < row["p99_all_flowing_ms"] <= row["max_ms"], (count, row)
         assert len(row["quantiles_ms"]) == 201, count
         assert row["quantiles_ms"] == sorted(row["quantiles_ms"]), count
     assert positive(s2["knee_or_cap"])
