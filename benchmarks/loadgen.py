@@ -94,6 +94,7 @@ class Stream:
 
     __slots__ = (
         "ack",
+        "arrived_ns",
         "chunks",
         "done",
         "final",
@@ -102,7 +103,6 @@ class Stream:
         "first_stamp",
         "last_ns",
         "lat",
-        "arrived_ns",
         "order_errors",
         "sent_ns",
         "text_len",

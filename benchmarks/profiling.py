@@ -62,8 +62,10 @@ def record(pids: dict[str, int], outdir: Path) -> Recording:
         rec.outputs.append(out)
         rec.procs.append(
             subprocess.Popen(
-                [exe, "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE_HZ)]
-                + ["--format", "raw", "--nonblocking", "--output", str(out)],
+                [
+                    *(exe, "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE_HZ)),
+                    *("--format", "raw", "--nonblocking", "--output", str(out)),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=(outdir / f"{name}.log").open("wb"),
             )
