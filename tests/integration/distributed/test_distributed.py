@@ -52,12 +52,23 @@ async def test_a_worker_process_streams_to_clients_on_two_nodes(
             "chat_message", {"workspace_id": ws["id"], "message": "across nodes"}
         )
         assert (await watcher.call("join_session", {"session_id": ack["session_id"]}))["ok"]
+        # It joined mid-stream (the first chunk can beat the join): it catches up, as a
+        # client must, from what the worker holds, then follows live.
+        caught = await watcher.call(
+            "resume",
+            {"session_id": ack["session_id"], "message_id": ack["message_id"], "offset": 0},
+        )
+        assert caught["ok"] is True
         a = await sender.wait_final(ack["message_id"], timeout=30)
         b = await watcher.wait_final(ack["message_id"], timeout=30)
         assert a.name == b.name == "chat_complete"
         assert_once_in_order(sender, ack["message_id"])
-        assert_once_in_order(watcher, ack["message_id"])
+        live = [c["seq"] for c in watcher.named("chat_chunk", ack["message_id"]) if c["seq"] >= 0]
+        assert live and live == list(range(live[0], live[0] + len(live))), live
         assert text_of(sender.named("chat_chunk", ack["message_id"])) == a.data["full_response"]
+        seen = watcher.named("chat_chunk", ack["message_id"])
+        catch_up = next(i for i, c in enumerate(seen) if c["seq"] == -1)  # live ones may precede
+        assert text_of(seen[catch_up:]) == a.data["full_response"]
         assert b.data["full_response"] == a.data["full_response"]
         stored = await api(api_of, node2).messages(user, ack["session_id"])
         assert (
