@@ -137,11 +137,7 @@ class BindingCounts:
         n = self._counts.get(pattern, 0) + 1
         self._counts[pattern] = n
         if n == 1:
-            prefix = _one_word_wildcard_prefix(pattern)
-            if prefix is None:
-                self._others.add(pattern)
-            else:
-                self._prefixes.add(prefix)
+            self._index(pattern, present=True)
         return n == 1
 
     def remove(self, pattern: str) -> bool:
@@ -150,14 +146,18 @@ class BindingCounts:
         if n <= 1:
             self._counts.pop(pattern, None)
             if n == 1:
-                prefix = _one_word_wildcard_prefix(pattern)
-                if prefix is None:
-                    self._others.discard(pattern)
-                else:
-                    self._prefixes.discard(prefix)
+                self._index(pattern, present=False)
             return n == 1
         self._counts[pattern] = n - 1
         return False
+
+    def _index(self, pattern: str, *, present: bool) -> None:
+        prefix = _one_word_wildcard_prefix(pattern)
+        where, item = (self._others, pattern) if prefix is None else (self._prefixes, prefix)
+        if present:
+            where.add(item)
+        else:
+            where.discard(item)
 
     def matches(self, routing_key: str) -> bool:
         """Whether any counted pattern matches ``routing_key`` (AMQP topic rules)."""
