@@ -30,6 +30,7 @@ from app.context import AppContext
 from app.db.engine import make_engine, make_session_factory
 from app.db.migrate import upgrade_database
 from app.errors import ServiceUnavailable
+from app.heap import freeze_startup_heap
 from app.llm.registry import ProviderRegistry
 from app.llm.synthetic_provider import StreamRecorder
 from app.realtime.backpressure import BackpressureGuard
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
                 log.warning("the broker is unreachable (%s); retrying in the background", exc)
                 tasks.append(asyncio.create_task(_connect_later(ctx, realtime), name="bus-connect"))
             tasks.append(asyncio.create_task(guard.run(), name="backpressure"))
+            freeze_startup_heap()
             yield
         finally:
             for task in tasks:

@@ -238,6 +238,19 @@ def summarize(values: Iterable[float]) -> dict[str, Any]:
 
 
 # modes -------------------------------------------------------------------------------------
+def _p99_by_second(streams: list[Stream], start_ns: int) -> list[float]:
+    """p99 of the tokens that arrived in each second of the run: the ramp and any periodic
+    stall (checkpoints, sweeps, collections) show up as the seconds they happened in."""
+    buckets: dict[int, list[float]] = {}
+    for st in streams:
+        for v, at in zip(st.lat, st.arrived_ns, strict=True):
+            buckets.setdefault(max(0, (at - start_ns) // 1_000_000_000), []).append(v)
+    return [
+        round(percentile(sorted(buckets[i]), 99), 2) if buckets.get(i) else 0.0
+        for i in range(max(buckets, default=-1) + 1)
+    ]
+
+
 async def mode_streams(spec: dict[str, Any]) -> dict[str, Any]:
     """``count`` clients, each asks for one answer (starts spread over ``stagger_s``)."""
     count = int(spec["count"])
@@ -322,6 +335,7 @@ async def mode_streams(spec: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": summarize(v for st in streams for v in st.lat),
         # The same once every stream has had its first token: without the turns' set-up
         # (storing and claiming each turn), so the two together say where the tail comes from.
+        "p99_by_second_ms": _p99_by_second(streams, first),
         "latency_all_flowing_ms": summarize(
             v
             for st in streams

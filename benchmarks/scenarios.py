@@ -339,6 +339,7 @@ def _stream_row(result: dict[str, Any]) -> dict[str, Any]:
         "server_cpu_utilisation": result["server"]["cpu_utilisation"],
         "client_cpu_utilisation": result["client_cpu_utilisation"],
         "quantiles_ms": lat.get("quantiles"),
+        "p99_by_second_ms": result.get("p99_by_second_ms"),
     }
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 
+from app.heap import freeze_startup_heap
 from app.main import build_context, start_workers, stop_workers
 from app.settings import Settings
 
@@ -39,6 +40,7 @@ async def run_workers(settings: Settings, kinds: set[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     await ctx.bus.start()
     workers = await start_workers(ctx, kinds)
+    freeze_startup_heap()
     log.info("worker %s running: %s", settings.node_id, ", ".join(sorted(kinds)))
     try:
         await stop.wait()
