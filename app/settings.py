@@ -78,9 +78,6 @@ class Settings(BaseSettings):
 
     # chat turns
     worker_concurrency: int = 512
-    # Turns one process stores (API) or loads and claims (worker) at once; more wait their
-    # turn, so that a burst of new messages does not delay the tokens already streaming.
-    turn_setup_concurrency: int = Field(default=8, ge=1)
     checkpoint_interval_s: float = 1.0
     lease_s: float = 10.0
     sweep_interval_s: float = 15.0

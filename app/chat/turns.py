@@ -41,15 +41,10 @@ class ChatTurns:
         self.bus = bus
         self._final_waiters: dict[uuid.UUID, list[asyncio.Future[str]]] = {}
         self._text_waiters: dict[str, asyncio.Future[tuple[int, str]]] = {}
-        # Admission control for bursts: asyncio runs ready callbacks first come, first
-        # served, so 200 turns being stored at once put 200 turns' worth of callbacks ahead
-        # of every token the relay has to pass on. A few at a time keep that queue short.
-        self._setup_slots = asyncio.Semaphore(settings.turn_setup_concurrency)
 
     # send ----------------------------------------------------------------------------
     async def accept(self, user_id: uuid.UUID, **fields: Any) -> service.Accepted:
-        async with self._setup_slots:
-            return await service.accept_message(self.db, user_id, **fields)
+        return await service.accept_message(self.db, user_id, **fields)
 
     async def publish(self, accepted: service.Accepted) -> None:
         """Publish the job once the caller is listening; ``ServiceUnavailable`` if the bus is

@@ -79,7 +79,6 @@ class ChatWorker:
         holder: str | None = None,
     ) -> None:
         self.settings = settings
-        self._setup_slots = asyncio.Semaphore(settings.turn_setup_concurrency)
         self.db = db
         self.bus = bus
         self.providers = providers
@@ -143,10 +142,9 @@ class ChatWorker:
                 self._handlers.discard(task)
 
     async def _run_job(self, job: ChatJob, delivery: JobDelivery) -> None:
-        async with self._setup_slots:  # see ChatTurns: a burst must not slow running answers
-            turn, claim = await store.load_turn(
-                self.db, job.message_id, claim_as=(self.holder, self.settings.lease_s)
-            )
+        turn, claim = await store.load_turn(
+            self.db, job.message_id, claim_as=(self.holder, self.settings.lease_s)
+        )
         if turn is None or turn.message.status in store.ENDED:
             await delivery.ack()
             return
