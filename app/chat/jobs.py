@@ -19,10 +19,14 @@ async def publish_chat_job(bus: Bus, message_id: uuid.UUID, session_id: uuid.UUI
 
 async def kick(db: SessionFactory, bus: Bus, session_id: uuid.UUID) -> None:
     """Whoever ends an answer calls this: the session's next waiting answer may start."""
-    nxt = await store.next_pending(db, session_id)
-    if nxt is None:
+    await publish_next(bus, session_id, await store.next_pending(db, session_id))
+
+
+async def publish_next(bus: Bus, session_id: uuid.UUID, next_id: uuid.UUID | None) -> None:
+    """Publish the job of the session's next answer, if any; on failure the sweep will."""
+    if next_id is None:
         return
     try:
-        await publish_chat_job(bus, nxt, session_id)
+        await publish_chat_job(bus, next_id, session_id)
     except Exception:
         log.warning("could not publish the next job of session %s; the sweep will", session_id)

@@ -90,9 +90,11 @@ async def finish(
     usage: dict[str, int] | None = None,
     sources: list[dict[str, Any]] | None = None,
     finish_reason: str | None = None,
-) -> Message | None:
-    """``streaming → complete|cancelled|failed`` for the lease holder of that attempt; the
-    ended row (its final event is rebuilt from it), or None if the lease was lost."""
+) -> Finished | None:
+    """``streaming → complete|cancelled|failed`` for the lease holder of that attempt: the
+    ended row (its final event is rebuilt from it) and the session's next answer that may
+    start now, looked up in the same session (one checkout per turn less); None if the
+    lease was lost."""
     async with autocommit_session(db) as s:
         result = await s.execute(
             _update_messages()
@@ -116,7 +118,16 @@ async def finish(
             )
             .returning(Message)
         )
-        return result.scalar_one_or_none()
+        ended = result.scalar_one_or_none()
+        if ended is None:
+            return None
+        return Finished(ended, await _next_pending(s, ended.session_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    message: Message
+    next_pending: uuid.UUID | None  # the session's oldest pending answer, now free to start
 
 
 async def end_unclaimed(
@@ -224,18 +235,22 @@ async def has_earlier_active(s: AsyncSession, msg: Message) -> bool:
 async def next_pending(db: SessionFactory, session_id: uuid.UUID) -> uuid.UUID | None:
     """The id of the session's oldest pending answer, if nothing older is streaming."""
     async with autocommit_session(db) as s:
-        head = (
-            await s.execute(
-                select(Message.id, Message.status)
-                .where(
-                    Message.session_id == session_id,
-                    Message.role == "assistant",
-                    Message.status.in_(ACTIVE),
-                )
-                .order_by(Message.created_at)
-                .limit(1)
+        return await _next_pending(s, session_id)
+
+
+async def _next_pending(s: AsyncSession, session_id: uuid.UUID) -> uuid.UUID | None:
+    head = (
+        await s.execute(
+            select(Message.id, Message.status)
+            .where(
+                Message.session_id == session_id,
+                Message.role == "assistant",
+                Message.status.in_(ACTIVE),
             )
-        ).one_or_none()
+            .order_by(Message.created_at)
+            .limit(1)
+        )
+    ).one_or_none()
     if head is None or head.status != "pending":
         return None
     found: uuid.UUID = head.id

@@ -25,7 +25,7 @@ from app.bus.parsing import parse_dead_letter, parse_job
 from app.chat import store
 from app.chat.chunks import ChunkStream
 from app.chat.finals import publish_stored_final
-from app.chat.jobs import kick, publish_chat_job
+from app.chat.jobs import kick, publish_chat_job, publish_next
 from app.chat.prompt import build_prompt
 from app.db.engine import SessionFactory
 from app.db.models import Message, Workspace
@@ -165,7 +165,7 @@ class ChatWorker:
                 await delivery.ack()
                 return
         started = time.monotonic()
-        outcome = await self._generate(turn, claim.attempt)
+        outcome, finished = await self._generate(turn, claim.attempt)
         log.info(
             "chat job %s attempt %d: %s in %.2fs",
             msg.id,
@@ -176,7 +176,10 @@ class ChatWorker:
         if outcome == "handed_back":
             await delivery.requeue()
             return
-        await self.kick(session.id)
+        if finished is not None:
+            await publish_next(self.bus, session.id, finished.next_pending)
+        else:
+            await self.kick(session.id)
         await delivery.ack()
         self.jobs_done += 1
 
@@ -269,7 +272,8 @@ class ChatWorker:
                 if token.finish_reason is not None:
                     gen.finish_reason = token.finish_reason
 
-    async def _generate(self, turn: store.Turn, attempt: int) -> str:
+    async def _generate(self, turn: store.Turn, attempt: int) -> tuple[str, store.Finished | None]:
+        """The outcome in words, and what ``store.finish`` stored (None if nothing was)."""
         msg, session, workspace = turn.message, turn.session, turn.workspace
         sid, mid = str(session.id), str(msg.id)
         gen = Generation(
@@ -312,11 +316,11 @@ class ChatWorker:
             text = gen.stream.text()
             if gen.stop_reason == "shutdown":
                 await store.release_leases(self.db, self.holder, {msg.id: text})
-                return "handed_back"
+                return "handed_back", None
             failed = error is not None and gen.stop_reason != "user"
             complete = error is None and gen.stop_reason is None
             status = "complete" if complete else "failed" if failed else "cancelled"
-            ended = await store.finish(
+            finished = await store.finish(
                 self.db,
                 msg.id,
                 holder=self.holder,
@@ -329,11 +333,11 @@ class ChatWorker:
                 sources=sources if complete else None,
                 finish_reason=gen.finish_reason if complete else None if failed else "cancelled",
             )
-            if ended is not None:
+            if finished is not None:
                 # Only the side whose compare-and-set won speaks for the message.
-                await publish_stored_final(self.bus, ended)
-                return f"failed ({ended.error_type})" if failed else status
-            return "lost its lease"
+                await publish_stored_final(self.bus, finished.message)
+                return f"failed ({finished.message.error_type})" if failed else status, finished
+            return "lost its lease", None
         finally:
             if gen.pump is not None and not gen.pump.done():
                 gen.pump.cancel()
