@@ -77,6 +77,12 @@ async def _claim(
     return Claim(message_id, attempt) if attempt is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    message: Message
+    next_pending: uuid.UUID | None  # the session's oldest pending answer, now free to start
+
+
 async def finish(
     db: SessionFactory,
     message_id: uuid.UUID,
@@ -122,12 +128,6 @@ async def finish(
         if ended is None:
             return None
         return Finished(ended, await _next_pending(s, ended.session_id))
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    message: Message
-    next_pending: uuid.UUID | None  # the session's oldest pending answer, now free to start
 
 
 async def end_unclaimed(
