@@ -9,6 +9,7 @@ them from load-generator processes pinned to another core, then prints one table
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -50,7 +51,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="sample every server process with py-spy during each scenario; collapsed "
         "stacks and a summary go to OUT/profiles/<scenario>/<target>/",
     )
+    parser.add_argument(
+        "--streams",
+        default=None,
+        help="comma-separated stream counts for s2_streams instead of the defaults, with no "
+        "search for the count where p99 passes the limit (for quick A/B comparisons)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an INSIGHTHUB_* setting for every InsightHub server of the run (repeatable), "
+        "to measure a setting against the bare server",
+    )
     return parser.parse_args(argv)
+
+
+def server_env(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs as a dict; only INSIGHTHUB_* keys, so a typo cannot pass unseen."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("INSIGHTHUB_"):
+            raise SystemExit(f"--server-env wants INSIGHTHUB_KEY=VALUE, not {pair!r}")
+        out[key] = value
+    return out
 
 
 def process_names(target: Target) -> dict[str, int]:
@@ -67,6 +93,10 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = QUICK if args.quick else Params()
+    if args.streams:
+        counts = tuple(int(c) for c in args.streams.split(",") if c.strip())
+        params = dataclasses.replace(params, stream_counts=counts, ramp_counts=(), ramp_down=())
+    extra_env = server_env(args.server_env)
     default = "bare,embedded" if args.quick else ",".join(KINDS)
     kinds = [k.strip() for k in (args.targets or default).split(",") if k.strip()]
     unknown = set(kinds) - set(KINDS)
@@ -99,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting {', '.join(kinds)} ...")
             with ThreadPoolExecutor(len(kinds)) as pool:  # most of a start is imports
                 starting = {
-                    kind: pool.submit(start_target, kind, Path(tmp) / kind, server_cores)
+                    kind: pool.submit(
+                        start_target, kind, Path(tmp) / kind, server_cores, extra_env
+                    )
                     for kind in kinds
                 }
             for kind, future in starting.items():
@@ -158,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "params": params.__dict__,
             "targets": kinds,
             "scenarios": scenarios,
+            "server_env": extra_env,
             "server_cores": sorted(server_cores) if server_cores else None,
             "client_cores": sorted(client_cores) if client_cores else None,
             "cpu_count": os.cpu_count(),

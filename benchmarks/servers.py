@@ -206,7 +206,7 @@ def _wait_healthy(
 
 
 # bare --------------------------------------------------------------------------------------
-def start_bare(workdir: Path, cores: set[int] | None) -> Target:
+def start_bare(workdir: Path, cores: set[int] | None, _extra: dict[str, str]) -> Target:
     port = free_port()
     token = secrets.token_urlsafe(24)
     record = workdir / "bare-synthetic.jsonl"
@@ -270,10 +270,10 @@ def _login(url: str) -> tuple[str, Callable[[str], str]]:
     return token, make_workspace
 
 
-def start_embedded(workdir: Path, cores: set[int] | None) -> Target:
+def start_embedded(workdir: Path, cores: set[int] | None, extra: dict[str, str]) -> Target:
     port = free_port()
     log = workdir / "embedded.log"
-    env = _insighthub_env(workdir, INSIGHTHUB_JWT_SECRET=secrets.token_urlsafe(32))
+    env = _insighthub_env(workdir, INSIGHTHUB_JWT_SECRET=secrets.token_urlsafe(32), **extra)
     proc = _spawn(_cli("serve", "--host", "127.0.0.1", "--port", str(port)), env, log, cores)
     url = f"http://127.0.0.1:{port}"
     target = Target(
@@ -324,7 +324,7 @@ def distributed_missing() -> str | None:
     return None
 
 
-def start_distributed(workdir: Path, cores: set[int] | None) -> Target:
+def start_distributed(workdir: Path, cores: set[int] | None, extra: dict[str, str]) -> Target:
     missing = distributed_missing()
     if missing:
         raise TargetUnavailable(missing)
@@ -341,6 +341,7 @@ def start_distributed(workdir: Path, cores: set[int] | None) -> Target:
             INSIGHTHUB_JWT_SECRET=secrets.token_urlsafe(32),
             INSIGHTHUB_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{quote(name, safe='')}",
             INSIGHTHUB_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
+            **extra,
         )
         migrate = subprocess.run(
             _cli("migrate"), cwd=REPO, env=env, capture_output=True, text=True, timeout=120
@@ -380,16 +381,19 @@ def start_distributed(workdir: Path, cores: set[int] | None) -> Target:
     return target
 
 
-STARTERS: dict[str, Callable[[Path, set[int] | None], Target]] = {
+STARTERS: dict[str, Callable[[Path, set[int] | None, dict[str, str]], Target]] = {
     "bare": start_bare,
     "embedded": start_embedded,
     "distributed": start_distributed,
 }
 
 
-def start_target(kind: str, workdir: Path, cores: set[int] | None) -> Target:
+def start_target(
+    kind: str, workdir: Path, cores: set[int] | None, extra_env: dict[str, str] | None = None
+) -> Target:
+    """Start one target; ``extra_env`` (INSIGHTHUB_* settings) reaches InsightHub's servers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return STARTERS[kind](workdir, cores)
+    return STARTERS[kind](workdir, cores, extra_env or {})
 
 
 def describe(target: Target) -> dict[str, Any]:

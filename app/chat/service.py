@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.chat import store
-from app.db.engine import SessionFactory
+from app.db import tables
+from app.db.engine import SessionFactory, autocommit_connection, transaction
 from app.db.models import ChatSession, Message
 from app.db.types import utcnow
 from app.errors import InvalidInput, NotFound
@@ -42,20 +43,57 @@ class Accepted:
         }
 
 
-async def _replay(s: AsyncSession, user_id: uuid.UUID, client_message_id: str) -> Accepted | None:
-    user_msg = await s.scalar(
-        select(Message).where(
-            Message.user_id == user_id,
-            Message.role == "user",
-            Message.client_message_id == client_message_id,
-        )
+_m, _cs, _ws = tables.messages, tables.chat_sessions, tables.workspaces
+_members = tables.workspace_members
+
+# A chat_message runs these on the way to its first token; they are prebuilt in Core
+# (see app.db.tables): the ORM version of accepting a message cost the API 1.9 ms of CPU.
+_REPLAY = (
+    select(_m.c.id, _m.c.session_id, _m.c.role, _m.c.reply_to_id)
+    .where(
+        _m.c.user_id == bindparam("p_user_id"),
+        _m.c.client_message_id == bindparam("p_client_message_id"),
     )
-    if user_msg is None:
+    .order_by(_m.c.created_at)
+)
+_MEMBER_WORKSPACE = (
+    select(_ws.c.id, _ws.c.status, _ws.c.llm_provider, _ws.c.llm_model)
+    .join(_members, _members.c.workspace_id == _ws.c.id)
+    .where(_ws.c.id == bindparam("p_workspace_id"), _members.c.user_id == bindparam("p_user_id"))
+)
+_SESSION_OWNER = select(_cs.c.user_id, _cs.c.workspace_id).where(
+    _cs.c.id == bindparam("p_session_id")
+)
+_BUSY = (
+    select(_m.c.id)
+    .where(
+        _m.c.session_id == bindparam("p_session_id"),
+        _m.c.role == "assistant",
+        _m.c.status.in_(store.ACTIVE),
+    )
+    .limit(1)
+)
+_TOUCH_SESSION = (
+    update(_cs).where(_cs.c.id == bindparam("p_session_id")).values(updated_at=bindparam("p_at"))
+)
+
+
+async def _replay(
+    conn: AsyncConnection, user_id: uuid.UUID, client_message_id: str
+) -> Accepted | None:
+    """The earlier send with this client_message_id, answered as it was the first time."""
+    rows = (
+        await conn.execute(
+            _REPLAY, {"p_user_id": user_id, "p_client_message_id": client_message_id}
+        )
+    ).all()
+    asked = next((r for r in rows if r.role == "user"), None)
+    if asked is None:
         return None
-    answer_id = await s.scalar(select(Message.id).where(Message.reply_to_id == user_msg.id))
-    if answer_id is None:
+    answer = next((r for r in rows if r.role == "assistant" and r.reply_to_id == asked.id), None)
+    if answer is None:
         return None
-    return Accepted(user_msg.session_id, user_msg.id, answer_id, publish=False)
+    return Accepted(asked.session_id, asked.id, answer.id, publish=False)
 
 
 async def accept_message(
@@ -70,22 +108,37 @@ async def accept_message(
 ) -> Accepted:
     """Store the user's message and a pending answer in one transaction."""
     try:
-        return await _accept(
-            db, user_id, workspace_id, session_id, message, rag_type, client_message_id
-        )
+        async with transaction(db) as conn:
+            return await _accept(
+                conn, user_id, workspace_id, session_id, message, rag_type, client_message_id
+            )
     except IntegrityError:
         # Two sends with one client_message_id raced: the other one won; answer as it did.
         if client_message_id is None:
             raise
-        async with db() as s:
-            replay = await _replay(s, user_id, client_message_id)
+        async with autocommit_connection(db) as conn:
+            replay = await _replay(conn, user_id, client_message_id)
         if replay is None:
             raise
         return replay
 
 
+async def _member_workspace(
+    conn: AsyncConnection, workspace_id: uuid.UUID, user_id: uuid.UUID
+) -> Row[Any, Any, Any, Any]:
+    """(id, status, llm_provider, llm_model) of a workspace the user is a member of."""
+    found = (
+        await conn.execute(
+            _MEMBER_WORKSPACE, {"p_workspace_id": workspace_id, "p_user_id": user_id}
+        )
+    ).one_or_none()
+    if found is None:
+        raise NotFound("workspace not found")
+    return found
+
+
 async def _accept(
-    db: SessionFactory,
+    conn: AsyncConnection,
     user_id: uuid.UUID,
     workspace_id: uuid.UUID | None,
     session_id: uuid.UUID | None,
@@ -93,80 +146,92 @@ async def _accept(
     rag_type: str,
     client_message_id: str | None,
 ) -> Accepted:
-    async with db() as s, s.begin():
-        if client_message_id is not None:
-            replay = await _replay(s, user_id, client_message_id)
-            if replay is not None:
-                return replay
-        if session_id is not None:
-            session = await s.get(ChatSession, session_id)
-            if session is None or session.user_id != user_id:
-                raise NotFound("session not found")
-            if workspace_id is not None and session.workspace_id != workspace_id:
-                raise NotFound("session not found in that workspace")
-            workspace, _role = await membership(s, session.workspace_id, user_id)
-        else:
-            if workspace_id is None:
-                raise InvalidInput("workspace_id or session_id is required")
-            workspace, _role = await membership(s, workspace_id, user_id)
-            now = utcnow()
-            session = ChatSession(
-                id=uuid.uuid4(),
+    if client_message_id is not None:
+        replay = await _replay(conn, user_id, client_message_id)
+        if replay is not None:
+            return replay
+    busy = None
+    if session_id is not None:
+        owner = (await conn.execute(_SESSION_OWNER, {"p_session_id": session_id})).one_or_none()
+        if owner is None or owner.user_id != user_id:
+            raise NotFound("session not found")
+        if workspace_id is not None and owner.workspace_id != workspace_id:
+            raise NotFound("session not found in that workspace")
+        workspace = await _member_workspace(conn, owner.workspace_id, user_id)
+        # A session already in the database may have an answer in progress.
+        busy = await conn.scalar(_BUSY, {"p_session_id": session_id})
+    else:
+        if workspace_id is None:
+            raise InvalidInput("workspace_id or session_id is required")
+        workspace = await _member_workspace(conn, workspace_id, user_id)
+    started = utcnow()
+    asked_at, answer_at = utcnow(), utcnow()
+    if session_id is None:
+        session_id = uuid.uuid4()
+        await conn.execute(
+            insert(_cs).values(
+                id=session_id,
                 workspace_id=workspace.id,
                 user_id=user_id,
                 title=_title(message),
-                created_at=now,
-                updated_at=now,
+                created_at=started,
+                updated_at=answer_at,
             )
-            s.add(session)
-        busy = None
-        if session_id is not None:  # a new session has nothing in progress
-            busy = await s.scalar(
-                select(Message.id)
-                .where(
-                    Message.session_id == session.id,
-                    Message.role == "assistant",
-                    Message.status.in_(store.ACTIVE),
-                )
-                .limit(1)
-            )
-        user_msg = Message(
-            id=uuid.uuid4(),
-            session_id=session.id,
-            user_id=user_id,
-            role="user",
-            content=message,
-            status="complete",
-            rag_type=rag_type,
-            client_message_id=client_message_id,
-            created_at=utcnow(),
         )
-        s.add(user_msg)
-        answer = Message(
-            id=uuid.uuid4(),
-            session_id=session.id,
-            user_id=user_id,
-            role="assistant",
-            content="",
-            status="pending",
-            rag_type=rag_type,
-            attempt=1,
-            client_message_id=client_message_id,
-            reply_to_id=user_msg.id,
-            provider=workspace.llm_provider,
-            model=workspace.llm_model,
-            created_at=utcnow(),
-        )
-        s.add(answer)
-        session.updated_at = answer.created_at
-        provisioning = workspace.status == "provisioning"
-        return Accepted(
-            session.id,
-            user_msg.id,
-            answer.id,
-            publish=busy is None and not provisioning,
-            waits_for_workspace=busy is None and provisioning,
-        )
+    else:
+        await conn.execute(_TOUCH_SESSION, {"p_session_id": session_id, "p_at": answer_at})
+    asked_id, answer_id = uuid.uuid4(), uuid.uuid4()
+    common = {
+        "session_id": session_id,
+        "user_id": user_id,
+        "rag_type": rag_type,
+        "client_message_id": client_message_id,
+        "error_type": None,
+        "error_message": None,
+        "finish_reason": None,
+        "lease_holder": None,
+        "lease_expires_at": None,
+        "usage": None,
+        "sources": None,
+        "completed_at": None,
+    }
+    await conn.execute(
+        insert(_m),
+        [
+            {
+                **common,
+                "id": asked_id,
+                "role": "user",
+                "content": message,
+                "status": "complete",
+                "attempt": 1,
+                "reply_to_id": None,
+                "provider": None,
+                "model": None,
+                "created_at": asked_at,
+            },
+            {
+                **common,
+                "id": answer_id,
+                "role": "assistant",
+                "content": "",
+                "status": "pending",
+                "attempt": 1,
+                "reply_to_id": asked_id,
+                "provider": workspace.llm_provider,
+                "model": workspace.llm_model,
+                "created_at": answer_at,
+            },
+        ],
+    )
+    provisioning = workspace.status == "provisioning"
+    return Accepted(
+        session_id,
+        asked_id,
+        answer_id,
+        publish=busy is None and not provisioning,
+        waits_for_workspace=busy is None and provisioning,
+    )
 
 
 def _title(message: str) -> str:

@@ -11,14 +11,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, Update, and_, bindparam, case, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, Update, and_, bindparam, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db.engine import SessionFactory, autocommit_session
-from app.db.models import ChatSession, DocumentChunk, Message, Workspace
+from app.db import tables
+from app.db.engine import SessionFactory, autocommit_connection, transaction
+from app.db.models import ChatSession, Message, Workspace
 from app.db.types import utcnow
 
 ACTIVE = ("pending", "streaming")
@@ -38,6 +38,29 @@ def _update_messages() -> Update:
     return update(Message).execution_options(synchronize_session=False)
 
 
+_m = tables.messages
+
+# Taken by an expired lease: the attempt goes up and the text starts again.
+_CLAIM = (
+    update(_m)
+    .where(
+        _m.c.id == bindparam("p_id"),
+        or_(
+            _m.c.status == "pending",
+            and_(_m.c.status == "streaming", _m.c.lease_expires_at < bindparam("p_now")),
+        ),
+    )
+    .values(
+        attempt=case((_m.c.status == "streaming", _m.c.attempt + 1), else_=_m.c.attempt),
+        status="streaming",
+        content="",
+        lease_holder=bindparam("p_holder"),
+        lease_expires_at=bindparam("p_expires"),
+    )
+    .returning(_m.c.attempt)
+)
+
+
 async def claim(
     db: SessionFactory, message_id: uuid.UUID, holder: str, lease_s: float
 ) -> Claim | None:
@@ -45,35 +68,23 @@ async def claim(
 
     Re-taking a streaming message raises ``attempt``: its chunks start again from offset 0.
     """
-    async with autocommit_session(db) as s:
-        return await _claim(s, message_id, holder, lease_s)
+    async with autocommit_connection(db) as conn:
+        return await _claim(conn, message_id, holder, lease_s)
 
 
 async def _claim(
-    s: AsyncSession, message_id: uuid.UUID, holder: str, lease_s: float
+    conn: AsyncConnection, message_id: uuid.UUID, holder: str, lease_s: float
 ) -> Claim | None:
     now = utcnow()
-    result = await s.execute(
-        _update_messages()
-        .where(
-            Message.id == message_id,
-            or_(
-                Message.status == "pending",
-                and_(Message.status == "streaming", Message.lease_expires_at < now),
-            ),
-        )
-        .values(
-            attempt=case(
-                (Message.status == "streaming", Message.attempt + 1), else_=Message.attempt
-            ),
-            status="streaming",
-            content="",
-            lease_holder=holder,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-        )
-        .returning(Message.attempt)
+    attempt = await conn.scalar(
+        _CLAIM,
+        {
+            "p_id": message_id,
+            "p_now": now,
+            "p_holder": holder,
+            "p_expires": now + timedelta(seconds=lease_s),
+        },
     )
-    attempt = result.scalar_one_or_none()
     return Claim(message_id, attempt) if attempt is not None else None
 
 
@@ -81,6 +92,30 @@ async def _claim(
 class Finished:
     message: Message
     next_pending: uuid.UUID | None  # the session's oldest pending answer, now free to start
+
+
+_FINISH = (
+    update(_m)
+    .where(
+        _m.c.id == bindparam("p_id"),
+        _m.c.status == "streaming",
+        _m.c.lease_holder == bindparam("p_holder"),
+        _m.c.attempt == bindparam("p_attempt"),
+    )
+    .values(
+        status=bindparam("p_status"),
+        content=bindparam("p_content"),
+        error_type=bindparam("p_error_type"),
+        error_message=bindparam("p_error_message"),
+        usage=bindparam("p_usage"),
+        sources=bindparam("p_sources"),
+        finish_reason=bindparam("p_finish_reason"),
+        lease_holder=None,
+        lease_expires_at=None,
+        completed_at=bindparam("p_now"),
+    )
+    .returning(*_m.c)
+)
 
 
 async def finish(
@@ -99,35 +134,31 @@ async def finish(
 ) -> Finished | None:
     """``streaming → complete|cancelled|failed`` for the lease holder of that attempt: the
     ended row (its final event is rebuilt from it) and the session's next answer that may
-    start now, looked up in the same session (one checkout per turn less); None if the
+    start now, looked up on the same connection (one checkout per turn less); None if the
     lease was lost."""
-    async with autocommit_session(db) as s:
-        result = await s.execute(
-            _update_messages()
-            .where(
-                Message.id == message_id,
-                Message.status == "streaming",
-                Message.lease_holder == holder,
-                Message.attempt == attempt,
+    async with autocommit_connection(db) as conn:
+        row = (
+            await conn.execute(
+                _FINISH,
+                {
+                    "p_id": message_id,
+                    "p_holder": holder,
+                    "p_attempt": attempt,
+                    "p_status": status,
+                    "p_content": content,
+                    "p_error_type": error_type,
+                    "p_error_message": error_message,
+                    "p_usage": usage,
+                    "p_sources": sources or [],
+                    "p_finish_reason": finish_reason,
+                    "p_now": utcnow(),
+                },
             )
-            .values(
-                status=status,
-                content=content,
-                error_type=error_type,
-                error_message=error_message,
-                usage=usage,
-                sources=sources or [],
-                finish_reason=finish_reason,
-                lease_holder=None,
-                lease_expires_at=None,
-                completed_at=utcnow(),
-            )
-            .returning(Message)
-        )
-        ended = result.scalar_one_or_none()
-        if ended is None:
+        ).one_or_none()
+        if row is None:
             return None
-        return Finished(ended, await _next_pending(s, ended.session_id))
+        ended = tables.detached(Message, row._mapping)
+        return Finished(ended, await _next_pending(conn, ended.session_id))
 
 
 async def end_unclaimed(
@@ -159,6 +190,20 @@ async def end_unclaimed(
         return result.scalar_one_or_none()
 
 
+_RENEW_LEASES = (
+    update(_m)
+    .where(
+        _m.c.id.in_(bindparam("p_ids", expanding=True)), _m.c.lease_holder == bindparam("p_holder")
+    )
+    .values(lease_expires_at=bindparam("p_expires"))
+)
+_STORE_TEXT = (
+    update(_m)
+    .where(_m.c.id == bindparam("p_id"), _m.c.lease_holder == bindparam("p_holder"))
+    .values(content=bindparam("p_content"))
+)
+
+
 async def checkpoint(
     db: SessionFactory, holder: str, lease_s: float, texts: dict[uuid.UUID, str | None]
 ) -> None:
@@ -169,22 +214,17 @@ async def checkpoint(
     if not texts:
         return
     expires = utcnow() + timedelta(seconds=lease_s)
-    with_text = [{"mid": mid, "c": text} for mid, text in texts.items() if text is not None]
-    async with db() as s, s.begin():
-        await s.execute(
-            _update_messages()
-            .where(Message.id.in_(list(texts)), Message.lease_holder == holder)
-            .values(lease_expires_at=expires)
+    with_text = [
+        {"p_id": mid, "p_holder": holder, "p_content": text}
+        for mid, text in texts.items()
+        if text is not None
+    ]
+    async with transaction(db) as conn:
+        await conn.execute(
+            _RENEW_LEASES, {"p_ids": list(texts), "p_holder": holder, "p_expires": expires}
         )
         if with_text:
-            table = cast(Table, Message.__table__)
-            conn = await s.connection()
-            await conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("mid"), table.c.lease_holder == holder)
-                .values(content=bindparam("c")),
-                with_text,
-            )
+            await conn.execute(_STORE_TEXT, with_text)
 
 
 async def release_leases(db: SessionFactory, holder: str, texts: dict[uuid.UUID, str]) -> None:
@@ -203,17 +243,16 @@ async def release_leases(db: SessionFactory, holder: str, texts: dict[uuid.UUID,
             )
 
 
+_LEASE_STATE = select(_m.c.status, _m.c.lease_holder, _m.c.lease_expires_at).where(
+    _m.c.id == bindparam("p_id")
+)
+
+
 async def lease_state(
     db: SessionFactory, message_id: uuid.UUID
 ) -> tuple[str, str | None, datetime | None] | None:
-    async with autocommit_session(db) as s:
-        row = (
-            await s.execute(
-                select(Message.status, Message.lease_holder, Message.lease_expires_at).where(
-                    Message.id == message_id
-                )
-            )
-        ).one_or_none()
+    async with autocommit_connection(db) as conn:
+        row = (await conn.execute(_LEASE_STATE, {"p_id": message_id})).one_or_none()
     return (row[0], row[1], row[2]) if row else None
 
 
@@ -232,25 +271,26 @@ async def has_earlier_active(s: AsyncSession, msg: Message) -> bool:
     return found is not None
 
 
+_NEXT_PENDING = (
+    select(_m.c.id, _m.c.status)
+    .where(
+        _m.c.session_id == bindparam("p_session_id"),
+        _m.c.role == "assistant",
+        _m.c.status.in_(ACTIVE),
+    )
+    .order_by(_m.c.created_at)
+    .limit(1)
+)
+
+
 async def next_pending(db: SessionFactory, session_id: uuid.UUID) -> uuid.UUID | None:
     """The id of the session's oldest pending answer, if nothing older is streaming."""
-    async with autocommit_session(db) as s:
-        return await _next_pending(s, session_id)
+    async with autocommit_connection(db) as conn:
+        return await _next_pending(conn, session_id)
 
 
-async def _next_pending(s: AsyncSession, session_id: uuid.UUID) -> uuid.UUID | None:
-    head = (
-        await s.execute(
-            select(Message.id, Message.status)
-            .where(
-                Message.session_id == session_id,
-                Message.role == "assistant",
-                Message.status.in_(ACTIVE),
-            )
-            .order_by(Message.created_at)
-            .limit(1)
-        )
-    ).one_or_none()
+async def _next_pending(conn: AsyncConnection, session_id: uuid.UUID) -> uuid.UUID | None:
+    head = (await conn.execute(_NEXT_PENDING, {"p_session_id": session_id})).one_or_none()
     if head is None or head.status != "pending":
         return None
     found: uuid.UUID = head.id
@@ -273,40 +313,47 @@ class Turn:
 
 
 def _load_turn_statement() -> Select[Any]:
-    # Built once: aliasing a mapped class costs more than running the query.
-    older, asked, before = aliased(Message), aliased(Message), aliased(Message)
+    older, asked, before = _m.alias("older"), _m.alias("asked"), _m.alias("before")
+    chunks = tables.document_chunks
     earlier_active = (
-        select(older.id)
+        select(older.c.id)
         .where(
-            older.session_id == Message.session_id,
-            older.role == "assistant",
-            older.status.in_(ACTIVE),
-            older.created_at < Message.created_at,
+            older.c.session_id == _m.c.session_id,
+            older.c.role == "assistant",
+            older.c.status.in_(ACTIVE),
+            older.c.created_at < _m.c.created_at,
         )
         .exists()
     )
-    question = select(asked.content).where(asked.id == Message.reply_to_id).scalar_subquery()
+    question = select(asked.c.content).where(asked.c.id == _m.c.reply_to_id).scalar_subquery()
     has_history = (
-        select(before.id)
+        select(before.c.id)
         .where(
-            before.session_id == Message.session_id,
-            before.created_at < Message.created_at,
-            before.id != Message.reply_to_id,
+            before.c.session_id == _m.c.session_id,
+            before.c.created_at < _m.c.created_at,
+            before.c.id != _m.c.reply_to_id,
         )
         .exists()
     )
     has_documents = (
-        select(DocumentChunk.id)
-        .where(DocumentChunk.workspace_id == ChatSession.workspace_id)
-        .exists()
-    )
+        select(chunks.c.id).where(chunks.c.workspace_id == tables.chat_sessions.c.workspace_id)
+    ).exists()
     return (
         select(
-            Message, ChatSession, Workspace, earlier_active, question, has_history, has_documents
+            *tables.labelled(Message, "m_"),
+            *tables.labelled(ChatSession, "s_"),
+            *tables.labelled(Workspace, "w_"),
+            earlier_active.label("earlier_active"),
+            question.label("question"),
+            has_history.label("has_history"),
+            has_documents.label("has_documents"),
         )
-        .join(ChatSession, ChatSession.id == Message.session_id)
-        .join(Workspace, Workspace.id == ChatSession.workspace_id)
-        .where(Message.id == bindparam("message_id"))
+        .select_from(
+            _m.join(tables.chat_sessions, tables.chat_sessions.c.id == _m.c.session_id).join(
+                tables.workspaces, tables.workspaces.c.id == tables.chat_sessions.c.workspace_id
+            )
+        )
+        .where(_m.c.id == bindparam("p_id"))
     )
 
 
@@ -323,11 +370,20 @@ async def load_turn(
     and lease, which is all a transaction would protect (under READ COMMITTED it would not
     keep an older answer from becoming active in between either), and autocommit saves the
     BEGIN and COMMIT on the way to the first token."""
-    async with autocommit_session(db) as s:
-        row = (await s.execute(_LOAD_TURN, {"message_id": message_id})).one_or_none()
+    async with autocommit_connection(db) as conn:
+        row = (await conn.execute(_LOAD_TURN, {"p_id": message_id})).one_or_none()
         if row is None:
             return None, None
-        turn = Turn(row[0], row[1], row[2], bool(row[3]), row[4] or "", bool(row[5]), bool(row[6]))
+        values = row._mapping
+        turn = Turn(
+            tables.detached(Message, values, "m_"),
+            tables.detached(ChatSession, values, "s_"),
+            tables.detached(Workspace, values, "w_"),
+            bool(values["earlier_active"]),
+            values["question"] or "",
+            bool(values["has_history"]),
+            bool(values["has_documents"]),
+        )
         may_start = (
             turn.message.status in ACTIVE
             and not turn.earlier_active
@@ -335,7 +391,7 @@ async def load_turn(
         )
         if claim_as is None or not may_start:
             return turn, None
-        return turn, await _claim(s, message_id, claim_as[0], claim_as[1])
+        return turn, await _claim(conn, message_id, claim_as[0], claim_as[1])
 
 
 async def history(

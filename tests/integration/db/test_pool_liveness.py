@@ -14,7 +14,12 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import text
 
-from app.db.engine import SessionFactory, autocommit_session, make_engine, make_session_factory
+from app.db.engine import (
+    SessionFactory,
+    autocommit_connection,
+    make_engine,
+    make_session_factory,
+)
 from tests.conftest import fresh_postgres_database, make_settings
 from tests.support.services import PG_HOST, PG_PORT
 
@@ -57,23 +62,23 @@ async def test_statements_after_the_server_ended_every_pooled_connection_succeed
             await asyncio.sleep(0.2)  # the loop reads each socket's EOF
 
             after = await _backend_pids(db, 3)
-            async with autocommit_session(db) as s:
-                assert (await s.execute(text("SELECT 41 + 1"))).scalar_one() == 42
+            async with autocommit_connection(db) as conn:
+                assert (await conn.execute(text("SELECT 41 + 1"))).scalar_one() == 42
             assert not (after & before), "a connection the server had closed was handed out"
         finally:
             await engine.dispose()
 
 
-async def test_an_autocommit_session_stores_each_statement_at_once(tmp_path: Path) -> None:
+async def test_an_autocommit_connection_stores_each_statement_at_once(tmp_path: Path) -> None:
     with fresh_postgres_database() as url:
         engine = make_engine(make_settings(tmp_path, url))
         db = make_session_factory(engine)
         try:
             async with db() as s, s.begin():
                 await s.execute(text("CREATE TABLE t (n int)"))
-            async with autocommit_session(db) as s:
-                await s.execute(text("INSERT INTO t VALUES (1)"))
-                # Visible to another connection before this session ends: no open transaction.
+            async with autocommit_connection(db) as conn:
+                await conn.execute(text("INSERT INTO t VALUES (1)"))
+                # Visible to another connection before this one is returned: no transaction.
                 async with db() as other:
                     seen = (await other.execute(text("SELECT count(*) FROM t"))).scalar_one()
                 assert seen == 1
