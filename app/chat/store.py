@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, case, or_, select, update
+from sqlalchemy import Select, Text, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import tables
-from app.db.engine import SessionFactory, autocommit_connection, transaction
+from app.db.engine import SessionFactory, autocommit_connection
 from app.db.models import ChatSession, Message, Workspace
 from app.db.types import utcnow
 
@@ -190,41 +190,34 @@ async def end_unclaimed(
         return result.scalar_one_or_none()
 
 
-_RENEW_LEASES = (
-    update(_m)
-    .where(
-        _m.c.id.in_(bindparam("p_ids", expanding=True)), _m.c.lease_holder == bindparam("p_holder")
-    )
-    .values(lease_expires_at=bindparam("p_expires"))
-)
-_STORE_TEXT = (
+# NULL text renews the lease only.
+_CHECKPOINT = (
     update(_m)
     .where(_m.c.id == bindparam("p_id"), _m.c.lease_holder == bindparam("p_holder"))
-    .values(content=bindparam("p_content"))
+    .values(
+        lease_expires_at=bindparam("p_expires"),
+        content=func.coalesce(bindparam("p_content", type_=Text()), _m.c.content),
+    )
 )
 
 
 async def checkpoint(
     db: SessionFactory, holder: str, lease_s: float, texts: dict[uuid.UUID, str | None]
 ) -> None:
-    """Store partial answers and renew leases for every running message in one transaction.
+    """Store partial answers and renew their leases: one statement for all of them.
 
-    ``None`` text renews the lease only. Two statements for all streams, not one per stream.
+    ``None`` text renews the lease only. Each row is its own compare-and-set on the lease
+    holder, so no transaction spans them (one lost lease does not undo the others).
     """
     if not texts:
         return
     expires = utcnow() + timedelta(seconds=lease_s)
-    with_text = [
-        {"p_id": mid, "p_holder": holder, "p_content": text}
+    rows = [
+        {"p_id": mid, "p_holder": holder, "p_expires": expires, "p_content": text}
         for mid, text in texts.items()
-        if text is not None
     ]
-    async with transaction(db) as conn:
-        await conn.execute(
-            _RENEW_LEASES, {"p_ids": list(texts), "p_holder": holder, "p_expires": expires}
-        )
-        if with_text:
-            await conn.execute(_STORE_TEXT, with_text)
+    async with autocommit_connection(db) as conn:
+        await conn.execute(_CHECKPOINT, rows)
 
 
 async def release_leases(db: SessionFactory, holder: str, texts: dict[uuid.UUID, str]) -> None:

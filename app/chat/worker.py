@@ -57,6 +57,7 @@ class Generation:
     pump: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     checkpointed_len: int = 0
+    checkpoint_due: float = 0.0  # monotonic time of its next checkpoint
     usage: dict[str, int] | None = None
     finish_reason: str | None = None
 
@@ -289,6 +290,7 @@ class ChatWorker:
                 min_interval_s=self.settings.chunk_min_interval_s,
             ),
         )
+        gen.checkpoint_due = gen.started + self.settings.checkpoint_interval_s
         self.running[msg.id] = gen
         if self._early_cancels.pop(msg.id, None) is not None:
             gen.stop("user")
@@ -420,20 +422,38 @@ class ChatWorker:
 
     # background loops --------------------------------------------------------------------
     async def _checkpoint_loop(self) -> None:
+        """Each answer is checkpointed once per interval, in the phase its start gave it.
+
+        Answers that start over a second are then stored a few at a time, up to ten times
+        a second, rather than all at once: one statement for 200 answers held the worker
+        for ~4 ms and PostgreSQL for ~20 ms, once a second, while every stream waited.
+        """
+        interval = self.settings.checkpoint_interval_s
         while True:
-            await asyncio.sleep(self.settings.checkpoint_interval_s)
+            now = time.monotonic()
+            due = min((g.checkpoint_due for g in self.running.values()), default=now + interval)
+            await asyncio.sleep(max(interval / 10, due - now))
             await self.checkpoint_once()
 
-    async def checkpoint_once(self) -> None:
+    async def checkpoint_once(self, now: float | None = None) -> None:
+        """Store the text and renew the lease of each answer whose checkpoint is due."""
+        now = time.monotonic() if now is None else now
+        interval = self.settings.checkpoint_interval_s
         texts: dict[uuid.UUID, str | None] = {}
         for gen in list(self.running.values()):
+            if gen.checkpoint_due > now:
+                continue
+            gen.checkpoint_due += interval
+            if gen.checkpoint_due <= now:  # fell behind: keep the interval from now on
+                gen.checkpoint_due = now + interval
+            texts[gen.message_id] = None
             if gen.stream.offset != gen.checkpointed_len or len(gen.stream.parts) > 1:
                 text = gen.stream.text()
                 if len(text) != gen.checkpointed_len:
                     gen.checkpointed_len = len(text)
                     texts[gen.message_id] = text
-                    continue
-            texts[gen.message_id] = None
+        if not texts:
+            return
         try:
             await store.checkpoint(self.db, self.holder, self.settings.lease_s, texts)
         except Exception:
