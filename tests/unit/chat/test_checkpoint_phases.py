@@ -52,17 +52,19 @@ def stored(monkeypatch: pytest.MonkeyPatch) -> list[dict[uuid.UUID, str | None]]
     return calls
 
 
-def _worker(tmp_path: Path, interval: float) -> ChatWorker:
-    settings = make_settings(tmp_path, checkpoint_interval_s=interval)
-    return ChatWorker(settings, db=None, bus=None, providers=None)  # type: ignore[arg-type]
+def _worker_running(tmp_path: Path, gens: list[Generation]) -> ChatWorker:
+    """A worker (checkpoint interval 1 s) generating ``gens``; nothing else of it is used."""
+    settings = make_settings(tmp_path, checkpoint_interval_s=1.0)
+    chat = ChatWorker(settings, db=None, bus=None, providers=None)  # type: ignore[arg-type]
+    chat.running = {g.message_id: g for g in gens}
+    return chat
 
 
 async def test_answers_started_over_a_second_are_checkpointed_a_few_at_a_time(
     tmp_path: Path, stored: list[dict[uuid.UUID, str | None]]
 ) -> None:
-    chat = _worker(tmp_path, interval=1.0)
     gens = [_generation(started=i / 100, interval=1.0) for i in range(100)]
-    chat.running = {g.message_id: g for g in gens}
+    chat = _worker_running(tmp_path, gens)
 
     for tick in range(1, 31):  # three seconds of ticks, a tenth of the interval apart
         await chat.checkpoint_once(now=1.0 + tick / 10 - 0.001)
@@ -78,9 +80,8 @@ async def test_answers_started_over_a_second_are_checkpointed_a_few_at_a_time(
 async def test_only_new_text_is_written_and_an_unchanged_answer_renews_its_lease_only(
     tmp_path: Path, stored: list[dict[uuid.UUID, str | None]]
 ) -> None:
-    chat = _worker(tmp_path, interval=1.0)
     gen = _generation(started=0.0, interval=1.0)
-    chat.running = {gen.message_id: gen}
+    chat = _worker_running(tmp_path, [gen])
     gen.stream.parts.extend(["Hel", "lo"])
 
     await chat.checkpoint_once(now=0.5)  # not due yet
@@ -99,9 +100,8 @@ async def test_only_new_text_is_written_and_an_unchanged_answer_renews_its_lease
 async def test_a_worker_that_fell_behind_keeps_the_interval_from_then_on(
     tmp_path: Path, stored: list[dict[uuid.UUID, str | None]]
 ) -> None:
-    chat = _worker(tmp_path, interval=1.0)
     gen = _generation(started=0.0, interval=1.0)
-    chat.running = {gen.message_id: gen}
+    chat = _worker_running(tmp_path, [gen])
 
     await chat.checkpoint_once(now=5.3)  # the loop was held up for four intervals
     assert gen.checkpoint_due == pytest.approx(6.3)
