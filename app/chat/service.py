@@ -191,9 +191,9 @@ async def _accept(
         "finish_reason": None,
         "lease_holder": None,
         "lease_expires_at": None,
-        "usage": None,
-        "sources": None,
         "completed_at": None,
+        # usage and sources are left out: an explicit None would be stored as JSON null,
+        # not as the SQL NULL the ORM wrote for an attribute never set.
     }
     await conn.execute(
         insert(_m),
