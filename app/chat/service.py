@@ -186,14 +186,8 @@ async def _accept(
         "user_id": user_id,
         "rag_type": rag_type,
         "client_message_id": client_message_id,
-        "error_type": None,
-        "error_message": None,
-        "finish_reason": None,
-        "lease_holder": None,
-        "lease_expires_at": None,
-        "completed_at": None,
-        # usage and sources are left out: an explicit None would be stored as JSON null,
-        # not as the SQL NULL the ORM wrote for an attribute never set.
+        # The columns left out are NULL. (An explicit None in usage or sources would be
+        # stored as JSON null, not as the SQL NULL the ORM wrote for an unset attribute.)
     }
     await conn.execute(
         insert(_m),
