@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,16 @@ def parse_spec(model: str) -> SyntheticSpec:
 
 
 class StreamRecorder:
-    """What happened to each synthetic stream: the evidence that cancels close generators."""
+    """What happened to each synthetic stream: the evidence that cancels close generators.
 
-    def __init__(self, path: Path | None = None) -> None:
+    The synthetic provider is the embedded default, so a server left running on it records
+    every answer it streams: only the newest ``keep`` records stay in memory (the file, when
+    there is one, has them all).
+    """
+
+    def __init__(self, path: Path | None = None, *, keep: int = 10_000) -> None:
         self.path = path
-        self.records: list[dict[str, object]] = []
+        self.records: deque[dict[str, object]] = deque(maxlen=keep)
 
     def record(self, **fields: object) -> None:
         fields["t"] = time.time()
