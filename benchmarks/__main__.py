@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting {', '.join(kinds)} ...")
             with ThreadPoolExecutor(len(kinds)) as pool:  # most of a start is imports
                 starting = {
-                    kind: pool.submit(
-                        start_target, kind, Path(tmp) / kind, server_cores, extra_env
-                    )
+                    kind: pool.submit(start_target, kind, Path(tmp) / kind, server_cores, extra_env)
                     for kind in kinds
                 }
             for kind, future in starting.items():

@@ -93,6 +93,12 @@ def metrics(bare: Results) -> list[Metric]:
                 "{:.1f}",
             ),
             Metric(
+                f"s2.{count}.first_token_p99_ms",
+                f"{count} streams x 30/s: first token p99 ms",
+                _at(*base, "first_token_p99_ms"),
+                "{:.1f}",
+            ),
+            Metric(
                 f"s2.{count}.kept",
                 f"{count} streams x 30/s: every stream at rate",
                 _at(*base, "all_kept_rate"),

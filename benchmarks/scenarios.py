@@ -340,6 +340,8 @@ def _stream_row(result: dict[str, Any]) -> dict[str, Any]:
         "client_cpu_utilisation": result["client_cpu_utilisation"],
         "quantiles_ms": lat.get("quantiles"),
         "p99_by_second_ms": result.get("p99_by_second_ms"),
+        "first_token_p50_ms": result.get("first_token_ms", {}).get("p50"),
+        "first_token_p99_ms": result.get("first_token_ms", {}).get("p99"),
     }
 
 

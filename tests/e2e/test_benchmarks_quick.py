@@ -95,6 +95,8 @@ def test_figures_are_sane(run: tuple[dict[str, Any], str, Path], kind: str) -> N
         assert 0 < row["p99_all_flowing_ms"] <= row["max_ms"], (count, row)
         assert len(row["quantiles_ms"]) == 201, count
         assert row["quantiles_ms"] == sorted(row["quantiles_ms"]), count
+        # every stream had a first token, and it came after its chat_message was sent
+        assert 0 < row["first_token_p50_ms"] <= row["first_token_p99_ms"], (count, row)
     assert positive(s2["knee_or_cap"])
 
     s3 = res["s3_ttft"]
