@@ -333,14 +333,15 @@ async def mode_streams(spec: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_s": (tokens - 1) / window_s if tokens > 1 else float("nan"),
         "min_stream_rate": min(rates, default=float("nan")),
         "latency_ms": summarize(v for st in streams for v in st.lat),
-        # The same once every stream has had its first token: without the turns' set-up
-        # (storing and claiming each turn), so the two together say where the tail comes from.
         "p99_by_second_ms": _p99_by_second(streams, first),
         # chat_message sent -> first chunk of each stream while the others start and flow:
         # how long a turn waits to start when many arrive at once (s3 measures one alone)
         "first_token_ms": summarize(
             (st.first_ns - st.sent_ns) / 1e6 for st in streams if st.first_ns and st.sent_ns
         ),
+        # The same as latency_ms once every stream has had its first token: without the
+        # turns' set-up (storing and claiming each turn), so the two together say where the
+        # tail comes from.
         "latency_all_flowing_ms": summarize(
             v
             for st in streams

@@ -71,9 +71,9 @@ def parse_spec(model: str) -> SyntheticSpec:
 class StreamRecorder:
     """What happened to each synthetic stream: the evidence that cancels close generators.
 
-    The synthetic provider is the embedded default, so a server left running on it records
-    every answer it streams: only the newest ``keep`` records stay in memory (the file, when
-    there is one, has them all).
+    The provider is registered by default (``INSIGHTHUB_SYNTHETIC_PROVIDER``), so a server
+    left running with workspaces on it records every answer they stream: only the newest
+    ``keep`` records stay in memory (the file, when there is one, has them all).
     """
 
     def __init__(self, path: Path | None = None, *, keep: int = 10_000) -> None:
