@@ -126,6 +126,18 @@ def metrics(bare: Results) -> list[Metric]:
             lambda r: _dig(r, "s3_ttft", "p99_ms"),
             "{:.2f}",
         ),
+        Metric(
+            "s3.turn_cpu_ms",
+            "CPU per turn, servers ms",
+            lambda r: _dig(r, "s3_ttft", "burst", "server_cpu_ms_per_turn"),
+            "{:.2f}",
+        ),
+        Metric(
+            "s3.turn_services_cpu_ms",
+            "CPU per turn, RabbitMQ+PostgreSQL ms",
+            lambda r: _dig(r, "s3_ttft", "burst", "services_cpu_ms_per_turn"),
+            "{:.2f}",
+        ),
     ]
     for count in _dig(bare, "s4_idle", "sockets") or {}:
         rows.append(

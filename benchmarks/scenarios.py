@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import REPO, Target, pin, process_cpu_s
+from benchmarks.servers import REPO, Target, pin, process_cpu_s, service_cpu_s
 
 STAMP = "-stamp"
 
@@ -44,6 +44,8 @@ class Params:
     # this much longer per stream in the run, so all of them overlap for the run's duration.
     setup_allowance_s: float = 0.03
     ttft_trials: int = 100
+    # turns started within one second, 3 tokens each: the CPU one turn costs
+    burst_turns: int = 200
     idle_counts: tuple[int, ...] = (1000, 2000)
     slow_normal_streams: int = 50
     slow_duration_s: float = 20.0
@@ -72,6 +74,7 @@ QUICK = Params(
     ramp_duration_s=0.6,
     setup_allowance_s=0.01,
     ttft_trials=12,
+    burst_turns=30,
     idle_counts=(100, 200),
     slow_normal_streams=8,
     slow_duration_s=0.8,
@@ -439,7 +442,43 @@ def s3_ttft(env: Env, target: Target, p: Params) -> dict[str, Any]:
         "p99_ms": ttft.get("p99"),
         "max_ms": ttft.get("max"),
         "request_to_provider_p50_ms": to_provider.get("p50"),
+        "burst": turn_cpu(env, target, p.burst_turns),
     }
+
+
+def turn_cpu(env: Env, target: Target, turns: int, tokens: int = 3) -> dict[str, Any]:
+    """CPU one chat turn costs: ``turns`` short answers started within a second, from
+    every client connected to every answer streamed (connecting is not counted).
+
+    This is what a burst of new turns (the ramp of ``s2_streams``) asks of the machine
+    on top of the streaming; the distributed target's share in RabbitMQ and PostgreSQL is
+    read off those processes (anything else using them at the time is counted too).
+    """
+    gen = env.loadgen(
+        target,
+        "streams",
+        workspace=target.workspace(model(tokens, 30.0)),
+        count=turns,
+        tokens=tokens,
+        rate=30.0,
+        stagger_s=1.0,
+        timeout_s=60.0,
+    )
+    gen.wait_phase("connected", timeout=180)
+    cpu0, services0 = target.cpu_s(), service_cpu_s()
+    gen.wait_phase("streamed", timeout=180)
+    cpu, services = target.cpu_s() - cpu0, service_cpu_s() - services0
+    res = gen.result()
+    out: dict[str, Any] = {
+        "turns": turns,
+        "tokens_per_turn": tokens,
+        "errors": res["error_count"],
+        "server_cpu_ms_per_turn": cpu / turns * 1000,
+        "first_token_p99_ms": res.get("first_token_ms", {}).get("p99"),
+    }
+    if target.uses_services:
+        out["services_cpu_ms_per_turn"] = services / turns * 1000
+    return out
 
 
 # 4 ---------------------------------------------------------------------------------------------

@@ -102,6 +102,11 @@ def test_figures_are_sane(run: tuple[dict[str, Any], str, Path], kind: str) -> N
     s3 = res["s3_ttft"]
     assert s3["trials"] == QUICK.ttft_trials and s3["errors"] == 0
     assert 0 < s3["p50_ms"] <= s3["p99_ms"]
+    burst = s3["burst"]
+    assert burst["turns"] == QUICK.burst_turns and burst["errors"] == 0, burst
+    # a turn costs the server something; only the distributed target reads services
+    assert positive(burst["server_cpu_ms_per_turn"]) and positive(burst["first_token_p99_ms"])
+    assert "services_cpu_ms_per_turn" not in burst
 
     s4 = res["s4_idle"]
     assert set(s4["sockets"]) == {str(c) for c in QUICK.idle_counts}
