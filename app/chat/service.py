@@ -69,7 +69,7 @@ _BUSY = (
     .where(
         _m.c.session_id == bindparam("p_session_id"),
         _m.c.role == "assistant",
-        _m.c.status.in_(store.ACTIVE),
+        store.is_active(_m.c.status),
     )
     .limit(1)
 )
@@ -331,7 +331,7 @@ async def find_message(
             .where(
                 Message.session_id == session_id,
                 Message.role == "assistant",
-                Message.status.in_(store.ACTIVE),
+                store.is_active(Message.status),
             )
             .order_by(Message.created_at)
             .limit(1)
