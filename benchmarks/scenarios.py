@@ -50,6 +50,7 @@ class Params:
     slow_normal_streams: int = 50
     slow_duration_s: float = 20.0
     slow_rate: float = 1000.0
+    slow_repeats: int = 3
     slow_extra_wait_s: float = 20.0
     slow_drop_wait_s: float = 10.0
     # long enough for the slow client's backlog to pass the kernel's buffers and the bound
@@ -79,6 +80,7 @@ QUICK = Params(
     slow_normal_streams=8,
     slow_duration_s=0.8,
     slow_rate=1000.0,
+    slow_repeats=1,
     slow_extra_wait_s=0.3,
     slow_drop_wait_s=0.3,
     slow_expect_drop=False,
@@ -530,7 +532,41 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
     The slow client's process is stopped (SIGSTOP) after its first tokens; its server keeps
     streaming to it at ``slow_rate``. The kernel takes the first megabytes (the server's
     send buffer grows to ``tcp_wmem`` max); only then does the server's own queue grow.
+
+    The pair of runs is repeated ``slow_repeats`` times and the figures are the medians:
+    one run's p99 moves by more than the 10 % the check allows on a shared machine (the
+    bare server's own ratio has reached 1.7 in a single pair).
     """
+    pairs = [_slow_pair(env, target, p) for _ in range(p.slow_repeats)]
+    first = pairs[0]
+
+    def median(key: str) -> Any:
+        values = [pair[key] for pair in pairs if pair[key] is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "normal_streams": first["normal_streams"],
+        "slow_rate": p.slow_rate,
+        "repeats": len(pairs),
+        "p99_without_ms": median("p99_without_ms"),
+        "p99_with_ms": median("p99_with_ms"),
+        "p99_change": median("p99_change"),
+        "p99_changes": [pair["p99_change"] for pair in pairs],
+        "all_kept_rate_with": all(pair["all_kept_rate_with"] for pair in pairs),
+        "rss_growth_without": median("rss_growth_without"),
+        "rss_growth_with": median("rss_growth_with"),
+        "slow_client_bytes": median("slow_client_bytes"),
+        "server_dropped_after_s": median("server_dropped_after_s"),
+        "drop_expected": p.slow_expect_drop,
+        # every pair's slow client was dropped (resumed): one that was not is the finding
+        "slow_disconnected": all(pair["slow_disconnected"] for pair in pairs),
+        "slow_resumed": all(pair["slow_resumed"] for pair in pairs),
+        "pairs": pairs,
+    }
+
+
+def _slow_pair(env: Env, target: Target, p: Params) -> dict[str, Any]:
+    """One run of the normal streams without the slow client, then one with it."""
     n = p.slow_normal_streams
     tokens = stream_tokens(p, p.stream_rate, p.slow_duration_s, n)
     without = run_streams(env, target, n, tokens, p.stream_rate, stagger_s=p.stagger_s)
@@ -572,7 +608,6 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
     growth_with = rss_with["peak"] - rss_with["start"]
     return {
         "normal_streams": n,
-        "slow_rate": p.slow_rate,
         "p99_without_ms": p99_without,
         "p99_with_ms": p99_with,
         "p99_change": (p99_with / p99_without) if p99_without and p99_with else None,
@@ -582,7 +617,6 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
         # what the slow client cost the server beyond the normal run's own growth
         "slow_client_bytes": max(0, growth_with - growth_without),
         "server_dropped_after_s": dropped_after,
-        "drop_expected": p.slow_expect_drop,
         "slow_disconnected": slow_res.get("disconnected"),
         "slow_resumed": slow_res.get("resumed"),
         "slow_detail": slow_res,

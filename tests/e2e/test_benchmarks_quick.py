@@ -118,6 +118,9 @@ def test_figures_are_sane(run: tuple[dict[str, Any], str, Path], kind: str) -> N
     assert positive(s5["p99_without_ms"]) and positive(s5["p99_with_ms"])
     assert non_negative(s5["slow_client_bytes"])
     assert isinstance(s5["slow_disconnected"], bool)
+    # the figures are medians of the pairs; every pair is kept in the JSON
+    assert len(s5["pairs"]) == s5["repeats"] == QUICK.slow_repeats
+    assert s5["p99_changes"] == [pair["p99_change"] for pair in s5["pairs"]]
 
     s6 = res["s6_cancel"]
     assert s6["trials"] == QUICK.cancel_trials and s6["errors"] == 0, s6
