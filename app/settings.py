@@ -78,6 +78,8 @@ class Settings(BaseSettings):
 
     # chat turns
     worker_concurrency: int = 512
+    # Turns a process stores (API) or loads and claims (worker) at once; see ChatTurns.
+    turn_setup_concurrency: int = Field(default=4, ge=1)
     checkpoint_interval_s: float = 1.0
     lease_s: float = 10.0
     sweep_interval_s: float = 15.0

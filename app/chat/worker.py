@@ -92,6 +92,7 @@ class ChatWorker:
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
+        self._setup_slots = asyncio.Semaphore(self.settings.turn_setup_concurrency)
         self._stopping = False
         self.jobs_done = 0
 
@@ -143,9 +144,11 @@ class ChatWorker:
                 self._handlers.discard(task)
 
     async def _run_job(self, job: ChatJob, delivery: JobDelivery) -> None:
-        turn, claim = await store.load_turn(
-            self.db, job.message_id, claim_as=(self.holder, self.settings.lease_s)
-        )
+        # A burst of jobs loads and claims a few at a time (``ChatTurns.accept`` says why).
+        async with self._setup_slots:
+            turn, claim = await store.load_turn(
+                self.db, job.message_id, claim_as=(self.holder, self.settings.lease_s)
+            )
         if turn is None or turn.message.status in store.ENDED:
             await delivery.ack()
             return

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from itertools import accumulate
+from pathlib import Path
 
+import pytest
+
+from tests.conftest import DB_KINDS, make_settings
 from tests.support.clients import Api, connect, text_of
 from tests.support.server import LiveServer
 
@@ -233,3 +237,41 @@ async def test_a_lost_cancel_command_is_sent_again(server: LiveServer, api: Api)
     finally:
         bus.publish_control = original  # type: ignore[method-assign]
         await sock.disconnect()
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+async def test_a_burst_of_turns_through_one_setup_slot_is_answered_in_full(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """With one turn stored (API) and one claimed (worker) at a time, twenty turns sent at
+    once from ten sockets all stream to completion, each stored with its own answer."""
+    url = request.getfixturevalue("postgres_server") if kind == "postgres" else None
+    live = await LiveServer(make_settings(tmp_path, url, turn_setup_concurrency=1)).start()
+    api = Api(live.url)
+    socks = []
+    try:
+        user = await api.user()
+        ws = await api.workspace(user, llm_provider="synthetic", llm_model="tokens-12-rate-200")
+        socks = [await connect(live.url, user.token) for _ in range(10)]
+        acks = await asyncio.gather(
+            *(
+                sock.call("chat_message", {"workspace_id": ws["id"], "message": f"burst {i}"})
+                for i in range(2)
+                for sock in socks
+            )
+        )
+        assert all(ack["ok"] for ack in acks), acks
+        assert len({ack["session_id"] for ack in acks}) == 20
+        for n, ack in enumerate(acks):
+            sock = socks[n % len(socks)]
+            final = await sock.wait_final(ack["message_id"])
+            assert final.name == "chat_complete"
+            assert len(final.data["full_response"].split()) == 12
+            stored = await api.messages(user, ack["session_id"])
+            assert [m["status"] for m in stored] == ["complete", "complete"]
+            assert stored[1]["content"] == final.data["full_response"]
+    finally:
+        for sock in socks:
+            await sock.disconnect()
+        await api.aclose()
+        await live.stop()
