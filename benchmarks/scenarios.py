@@ -535,7 +535,7 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
 
     The pair of runs is repeated ``slow_repeats`` times and the figures are the medians:
     one run's p99 moves by more than the 10 % the check allows on a shared machine (the
-    bare server's own ratio has reached 1.7 in a single pair).
+    bare server's own ratio has ranged from 0.6 to 2.9 in single pairs).
     """
     pairs = [_slow_pair(env, target, p) for _ in range(p.slow_repeats)]
     first = pairs[0]
