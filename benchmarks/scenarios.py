@@ -291,6 +291,7 @@ def run_streams(
     gen.wait_phase("connected", timeout=180)
     t0 = time.monotonic()
     cpu0 = target.cpu_s()
+    services0 = service_cpu_s() if target.uses_services else 0.0
     client0 = gen.cpu_s()
     rss = RssSampler(target)
     gen.wait_phase("flowing", timeout=180)
@@ -304,12 +305,15 @@ def run_streams(
     gen.wait_phase("streamed", timeout=max(120.0, 4 * tokens / rate if rate else 120.0))
     elapsed = time.monotonic() - t0
     cpu = target.cpu_s() - cpu0
+    services = service_cpu_s() - services0 if target.uses_services else None
     client_cpu = gen.cpu_s() - client0
     result = gen.result()
     # near 1.0: the load generator, not the server, may be what limits this run
     result["client_cpu_utilisation"] = client_cpu / elapsed if elapsed else float("nan")
     result["server"] = {
         "cpu_s": cpu,
+        # RabbitMQ's and PostgreSQL's share (distributed), anything else using them included
+        **({"services_cpu_s": services} if services is not None else {}),
         "elapsed_s": elapsed,
         "cpu_utilisation": cpu / elapsed if elapsed else float("nan"),
         "rss": rss.finish(),
@@ -453,33 +457,20 @@ def turn_cpu(env: Env, target: Target, turns: int, tokens: int = 3) -> dict[str,
     every client connected to every answer streamed (connecting is not counted).
 
     This is what a burst of new turns (the ramp of ``s2_streams``) asks of the machine
-    on top of the streaming; the distributed target's share in RabbitMQ and PostgreSQL is
-    read off those processes (anything else using them at the time is counted too).
+    on top of the streaming, the distributed target's share in RabbitMQ and PostgreSQL
+    included (``run_streams`` reads it off those processes).
     """
-    gen = env.loadgen(
-        target,
-        "streams",
-        workspace=target.workspace(model(tokens, 30.0)),
-        count=turns,
-        tokens=tokens,
-        rate=30.0,
-        stagger_s=1.0,
-        timeout_s=60.0,
-    )
-    gen.wait_phase("connected", timeout=180)
-    cpu0, services0 = target.cpu_s(), service_cpu_s()
-    gen.wait_phase("streamed", timeout=180)
-    cpu, services = target.cpu_s() - cpu0, service_cpu_s() - services0
-    res = gen.result()
+    res = run_streams(env, target, turns, tokens, 30.0, stagger_s=1.0)
+    server = res["server"]
     out: dict[str, Any] = {
         "turns": turns,
         "tokens_per_turn": tokens,
         "errors": res["error_count"],
-        "server_cpu_ms_per_turn": cpu / turns * 1000,
+        "server_cpu_ms_per_turn": server["cpu_s"] / turns * 1000,
         "first_token_p99_ms": res.get("first_token_ms", {}).get("p99"),
     }
-    if target.uses_services:
-        out["services_cpu_ms_per_turn"] = services / turns * 1000
+    if "services_cpu_s" in server:
+        out["services_cpu_ms_per_turn"] = server["services_cpu_s"] / turns * 1000
     return out
 
 
@@ -538,14 +529,13 @@ def s5_slow_client(env: Env, target: Target, p: Params) -> dict[str, Any]:
     bare server's own ratio has ranged from 0.6 to 2.9 in single pairs).
     """
     pairs = [_slow_pair(env, target, p) for _ in range(p.slow_repeats)]
-    first = pairs[0]
 
     def median(key: str) -> Any:
         values = [pair[key] for pair in pairs if pair[key] is not None]
         return statistics.median(values) if values else None
 
     return {
-        "normal_streams": first["normal_streams"],
+        "normal_streams": p.slow_normal_streams,
         "slow_rate": p.slow_rate,
         "repeats": len(pairs),
         "p99_without_ms": median("p99_without_ms"),
