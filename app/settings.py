@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     lease_s: float = 10.0
     sweep_interval_s: float = 15.0
     pending_grace_s: float = 30.0
-    chunk_min_interval_s: float = 0.001
+    # about one display frame: a page paints no more often (app/chat/chunks.py)
+    chunk_min_interval_s: float = Field(default=0.016, ge=0)
     shutdown_grace_s: float = 20.0
     job_delivery_limit: int = 5
     publish_timeout_s: float = 5.0

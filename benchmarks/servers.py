@@ -228,7 +228,14 @@ def start_bare(workdir: Path, cores: set[int] | None, _extra: dict[str, str]) ->
     token = secrets.token_urlsafe(24)
     record = workdir / "bare-synthetic.jsonl"
     log = workdir / "bare.log"
-    args = [sys.executable, "-m", "benchmarks.baseline", "--port", str(port), "--token", token]
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks.baseline",
+        "--port",
+        str(port),
+        f"--token={token}",
+    ]  # a token may start with "-"
     proc = _spawn([*args, "--record", str(record)], clean_env(), log, cores)
     url = f"http://127.0.0.1:{port}"
     target = Target("bare", url, token, record, [proc], [log], make_workspace=lambda m: m)

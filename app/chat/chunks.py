@@ -1,9 +1,18 @@
 """The answer's chunk stream: attempt, seq, offset, and coalescing while the pipe is busy.
 
 Tokens are pushed synchronously as the provider yields them. A flusher task publishes what
-has gathered; while it is publishing (or within ``min_interval_s`` of the last publish),
-new tokens gather into the next chunk. An idle pipe therefore sends each token at once,
-and a busy one sends fewer, larger chunks instead of falling behind.
+has gathered; while it is publishing, new tokens gather into the next chunk. An idle pipe
+therefore sends each token at once, and a busy one sends fewer, larger chunks instead of
+falling behind.
+
+The event rate of one answer is also capped: on average one chunk per ``min_interval_s``,
+with up to ``BURST_CHUNKS`` at once (a token bucket). A reader sees no difference (a page
+paints at most once a frame), but an answer that streams a thousand tokens a second no
+longer costs every hop a thousand events a second, which is what it used to take from the
+answers streaming beside it, and from a client that stopped reading (its events queue on
+the server until the bound drops it). The burst lets a normal-rate answer that fell behind
+for a moment (a provider's tokens arriving together after a stall) catch up at once
+instead of waiting an interval per token.
 """
 
 from __future__ import annotations
@@ -20,13 +29,16 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
+BURST_CHUNKS = 4.0
+
 
 class ChunkStream:
     __slots__ = (
         "_buffer",
+        "_credit",
+        "_credit_at",
         "_flusher",
         "_key",
-        "_last_publish",
         "_min_interval_s",
         "_publish",
         "attempt",
@@ -55,7 +67,8 @@ class ChunkStream:
         self._min_interval_s = min_interval_s
         self._buffer: list[str] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._last_publish = 0.0
+        self._credit = BURST_CHUNKS  # chunks that may go out now, refilled over time
+        self._credit_at = 0.0
         self.parts: list[str] = []  # everything generated, published or not
         self.seq = 0
         self.offset = 0  # code points published so far
@@ -74,9 +87,7 @@ class ChunkStream:
     async def _flush(self) -> None:
         try:
             while self._buffer:
-                wait = self._last_publish + self._min_interval_s - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await self._take_credit()
                 text = "".join(self._buffer)
                 self._buffer.clear()
                 payload = events.chunk(
@@ -84,7 +95,6 @@ class ChunkStream:
                 )
                 self.seq += 1
                 self.offset += len(text)
-                self._last_publish = time.monotonic()
                 try:
                     await self._publish(self._key, event_body(events.CHAT_CHUNK, payload))
                 except Exception:
@@ -92,6 +102,20 @@ class ChunkStream:
                     log.warning("publishing a chunk of %s failed", self.message_id, exc_info=True)
         finally:
             self._flusher = None
+
+    async def _take_credit(self) -> None:
+        """Wait until the bucket holds a chunk's credit, and spend it."""
+        interval = self._min_interval_s
+        if interval <= 0:
+            return
+        now = time.monotonic()
+        credit = min(BURST_CHUNKS, self._credit + (now - self._credit_at) / interval)
+        if credit < 1.0:
+            await asyncio.sleep((1.0 - credit) * interval)
+            now = time.monotonic()
+            credit = min(BURST_CHUNKS, self._credit + (now - self._credit_at) / interval)
+        self._credit = max(0.0, credit - 1.0)
+        self._credit_at = now
 
     async def drain(self) -> None:
         """Wait until every pushed token has been published (before the final event)."""

@@ -6,7 +6,7 @@ import asyncio
 
 import orjson
 
-from app.chat.chunks import ChunkStream
+from app.chat.chunks import BURST_CHUNKS, ChunkStream
 
 
 class SlowPipe:
@@ -106,6 +106,32 @@ async def test_the_minimum_interval_spaces_chunks_out() -> None:
         await asyncio.sleep(0.005)
     await chunks.drain()
     elapsed = loop.time() - start
-    # 20 tokens over ~0.1 s with one chunk per 50 ms at most: a handful of chunks.
-    assert len(pipe.events) <= int(elapsed / 0.05) + 2
+    # 20 tokens over ~0.1 s, one chunk per 50 ms after the first burst: a handful of chunks.
+    assert len(pipe.events) <= int(BURST_CHUNKS) + int(elapsed / 0.05) + 1
     assert "".join(str(e["chunk"]) for e in pipe.events) == "".join(f"{i} " for i in range(20))
+
+
+async def test_a_fast_answer_is_capped_at_one_chunk_per_interval_after_its_burst() -> None:
+    pipe = SlowPipe()
+    chunks = stream(pipe, interval=0.02)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(200):  # ~1,000 tokens a second for 0.2 s
+        chunks.push(f"{i} ")
+        await asyncio.sleep(0.001)
+    await chunks.drain()
+    elapsed = loop.time() - start
+    assert len(pipe.events) <= int(BURST_CHUNKS) + int(elapsed / 0.02) + 1
+    assert len(pipe.events) < 50  # without the cap: about one chunk per token
+    assert "".join(str(e["chunk"]) for e in pipe.events) == "".join(f"{i} " for i in range(200))
+
+
+async def test_tokens_that_come_together_after_a_pause_go_out_at_once_within_the_burst() -> None:
+    pipe = SlowPipe()
+    chunks = stream(pipe, interval=60.0)  # past the burst, the next chunk would wait a minute
+    for word in ["a ", "b ", "c "]:
+        chunks.push(word)
+        await asyncio.sleep(0.002)
+    # each was published as it came, not held for the interval
+    assert [e["chunk"] for e in pipe.events] == ["a ", "b ", "c "]
+    await chunks.drain()
