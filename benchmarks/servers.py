@@ -234,8 +234,8 @@ def start_bare(workdir: Path, cores: set[int] | None, _extra: dict[str, str]) ->
         "benchmarks.baseline",
         "--port",
         str(port),
-        f"--token={token}",
-    ]  # a token may start with "-"
+        f"--token={token}",  # one joined word: a token may start with "-"
+    ]
     proc = _spawn([*args, "--record", str(record)], clean_env(), log, cores)
     url = f"http://127.0.0.1:{port}"
     target = Target("bare", url, token, record, [proc], [log], make_workspace=lambda m: m)

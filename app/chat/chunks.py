@@ -108,14 +108,18 @@ class ChunkStream:
         interval = self._min_interval_s
         if interval <= 0:
             return
-        now = time.monotonic()
-        credit = min(BURST_CHUNKS, self._credit + (now - self._credit_at) / interval)
+        credit = self._refilled(interval)
         if credit < 1.0:
             await asyncio.sleep((1.0 - credit) * interval)
-            now = time.monotonic()
-            credit = min(BURST_CHUNKS, self._credit + (now - self._credit_at) / interval)
+            credit = self._refilled(interval)
         self._credit = max(0.0, credit - 1.0)
+
+    def _refilled(self, interval: float) -> float:
+        """The bucket's credit now (one chunk per ``interval`` since it was last read)."""
+        now = time.monotonic()
+        self._credit = min(BURST_CHUNKS, self._credit + (now - self._credit_at) / interval)
         self._credit_at = now
+        return self._credit
 
     async def drain(self) -> None:
         """Wait until every pushed token has been published (before the final event)."""
