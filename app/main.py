@@ -54,6 +54,7 @@ def make_bus(settings: Settings) -> Bus:
             node_id=settings.node_id,
             publish_timeout_s=settings.publish_timeout_s,
             delivery_limit=settings.job_delivery_limit,
+            event_batch_interval_s=settings.event_batch_interval_s,
         )
     return InMemoryBus(node_id=settings.node_id, delivery_limit=settings.job_delivery_limit)
 

@@ -85,6 +85,7 @@ class AmqpBus:
         delivery_limit: int = 5,
         reconnect_interval_s: float = 1.0,
         health_check_interval_s: float = 5.0,
+        event_batch_interval_s: float = 0.0,
     ) -> None:
         self.node_id = node_id
         self._url = url
@@ -131,7 +132,7 @@ class AmqpBus:
         # of mandatory publishes); events are not mandatory, so one shared id saves the work.
         self._transient = spec.Basic.Properties(delivery_mode=1, message_id="transient")
         self._dropped = 0
-        self._outbox = EventOutbox(self._send_events)
+        self._outbox = EventOutbox(self._send_events, min_interval_s=event_batch_interval_s)
         self._event_handler: EventHandler | None = None
 
     # lifecycle

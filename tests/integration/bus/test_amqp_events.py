@@ -7,6 +7,8 @@ to arrive has arrived too.
 
 from __future__ import annotations
 
+import asyncio
+
 import aio_pika
 import pytest
 
@@ -217,6 +219,25 @@ async def test_events_of_many_sessions_published_together_travel_batched_to_thei
     events, messages = publisher.events_sent
     assert events == 200 + 1  # and the sentinel
     assert messages <= 3, f"{events} events took {messages} AMQP messages"
+
+
+async def test_with_a_batch_interval_events_of_many_passes_arrive_whole_in_few_messages(
+    make_bus: BusFactory,
+) -> None:
+    publisher = await make_bus(event_batch_interval_s=0.05)
+    node = await make_bus()
+    feed = await feed_of(node)
+    await node.bind("chat.a.*")
+
+    for n in range(100):  # a pass of the loop each: without the interval, ~100 messages
+        await publisher.publish_event("chat.a.chunk", b"%d" % n)
+        await asyncio.sleep(0)
+    await feed.settle(publisher)
+
+    assert [int(b) for k, b in feed.events if k != SENTINEL] == list(range(100))
+    events, messages = publisher.events_sent
+    assert events == 100 + 1  # and the sentinel
+    assert messages <= 5, f"{events} events took {messages} AMQP messages"
 
 
 async def test_an_event_published_alone_is_routed_by_the_broker_to_bound_nodes_only(

@@ -49,12 +49,14 @@ class Recorder:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, bytes, int]] = []
+        self.sent_at: list[float] = []  # loop time of each message
         self.gate = asyncio.Event()
         self.gate.set()
 
     async def send(self, key: str, body: bytes, count: int) -> None:
         await self.gate.wait()
         self.messages.append((key, body, count))
+        self.sent_at.append(asyncio.get_running_loop().time())
 
     def events(self) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
@@ -95,6 +97,42 @@ async def test_events_put_while_the_broker_is_slow_gather_and_keep_their_order()
     await outbox.flush(1.0)
     assert [count for _key, _body, count in sent.messages] == [1, 29]
     assert [body for _key, body in sent.events()] == [str(i).encode() for i in range(30)]
+
+
+async def test_with_an_interval_the_first_event_of_a_quiet_moment_still_goes_at_once() -> None:
+    sent = Recorder()
+    outbox = EventOutbox(sent.send, min_interval_s=60.0)
+    await outbox.put("chat.s1.chunk", b"one")
+    await outbox.flush(1.0)  # would time out if the interval delayed it
+    assert sent.messages == [("chat.s1.chunk", b"one", 1)]
+
+
+async def test_with_an_interval_events_of_many_passes_gather_into_one_message() -> None:
+    sent = Recorder()
+    outbox = EventOutbox(sent.send, min_interval_s=0.05)
+    await outbox.put("k.a.first", b"0")
+    await asyncio.sleep(0)  # the first goes out alone, at once
+    for i in range(1, 10):
+        await outbox.put("k.a.next", str(i).encode())
+        await asyncio.sleep(0)  # each in a pass of its own: without the interval, 9 messages
+    await outbox.flush(1.0)
+    assert [count for _key, _body, count in sent.messages] == [1, 9]
+    assert [body for _key, body in sent.events()] == [str(i).encode() for i in range(10)]
+    # the second message waited out the interval (less the loop clock's resolution)
+    assert sent.sent_at[1] - sent.sent_at[0] >= 0.05 * 0.9
+
+
+async def test_after_a_quiet_interval_the_next_event_goes_at_once_again() -> None:
+    sent = Recorder()
+    outbox = EventOutbox(sent.send, min_interval_s=0.2)
+    await outbox.put("k.a.b", b"1")
+    await outbox.flush(1.0)
+    await asyncio.sleep(0.25)  # longer than the interval: the outbox is quiet again
+    put_at = asyncio.get_running_loop().time()
+    await outbox.put("k.a.b", b"2")
+    await outbox.flush(1.0)
+    assert [body for _key, body, _count in sent.messages] == [b"1", b"2"]
+    assert sent.sent_at[1] - put_at < 0.2, "a quiet outbox held an event for the interval"
 
 
 async def test_a_batch_stays_under_its_size_and_the_rest_follows_in_order() -> None:
