@@ -22,8 +22,9 @@ and a delivery, the API node three frame parses and a task. ``min_interval_s`` c
 rate instead: a message leaves at once if the last one left at least that long ago,
 otherwise when that much time has passed, with everything gathered meanwhile. A quiet
 outbox therefore adds no delay; a busy one adds at most the interval to an event. In the
-benchmark's 200 streams the default 4 ms took the steady CPU of API, worker, RabbitMQ and
-PostgreSQL from 0.96-1.10 of a core to 0.73 (8 ms saved ~5 % more, for twice the delay).
+benchmark's 200 streams, 4 ms took the steady CPU of API, worker, RabbitMQ and PostgreSQL
+from 0.96-1.10 of a core to 0.73, and the default 8 ms a little further; with the core
+less full the stalls are rarer, and the p99 was lowest at 8 ms (benchmarks/README.md).
 """
 
 from __future__ import annotations
