@@ -34,6 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from app.bus.event_batches import encode_batch, encoded_size
+from app.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ class EventOutbox:
         min_interval_s: float = 0.0,
     ) -> None:
         self._send = send
-        self._min_interval = min_interval_s
-        self._last_taken = float("-inf")  # loop time the last batch was taken
+        self._pacer = Pacer(min_interval_s)  # a burst of one: batches at least this far apart
         self._max_batch = max_batch_bytes
         self._max_pending = max_pending_bytes
         self._events: list[tuple[str, bytes]] = []
@@ -82,13 +82,9 @@ class EventOutbox:
             await asyncio.wait([sender], timeout=timeout_s)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._events:
-                wait = self._last_taken + self._min_interval - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._last_taken = loop.time()
+                await self._pacer.take()
                 events, self._events, self._bytes = self._events, [], 0
                 self._room.set()
                 for key, body, count in self._messages(events):

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from app.bus.messages import event_body
 from app.chat import events
+from app.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,9 @@ BURST_CHUNKS = 4.0
 class ChunkStream:
     __slots__ = (
         "_buffer",
-        "_credit",
-        "_credit_at",
         "_flusher",
         "_key",
-        "_min_interval_s",
+        "_pacer",
         "_publish",
         "attempt",
         "message_id",
@@ -64,11 +62,9 @@ class ChunkStream:
         self.session_id = session_id
         self.message_id = message_id
         self.attempt = attempt
-        self._min_interval_s = min_interval_s
+        self._pacer = Pacer(min_interval_s, burst=BURST_CHUNKS)
         self._buffer: list[str] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._credit = BURST_CHUNKS  # chunks that may go out now, refilled over time
-        self._credit_at = 0.0
         self.parts: list[str] = []  # everything generated, published or not
         self.seq = 0
         self.offset = 0  # code points published so far
@@ -87,7 +83,7 @@ class ChunkStream:
     async def _flush(self) -> None:
         try:
             while self._buffer:
-                await self._take_credit()
+                await self._pacer.take()
                 text = "".join(self._buffer)
                 self._buffer.clear()
                 payload = events.chunk(
@@ -102,24 +98,6 @@ class ChunkStream:
                     log.warning("publishing a chunk of %s failed", self.message_id, exc_info=True)
         finally:
             self._flusher = None
-
-    async def _take_credit(self) -> None:
-        """Wait until the bucket holds a chunk's credit, and spend it."""
-        interval = self._min_interval_s
-        if interval <= 0:
-            return
-        credit = self._refilled(interval)
-        if credit < 1.0:
-            await asyncio.sleep((1.0 - credit) * interval)
-            credit = self._refilled(interval)
-        self._credit = max(0.0, credit - 1.0)
-
-    def _refilled(self, interval: float) -> float:
-        """The bucket's credit now (one chunk per ``interval`` since it was last read)."""
-        now = time.monotonic()
-        self._credit = min(BURST_CHUNKS, self._credit + (now - self._credit_at) / interval)
-        self._credit_at = now
-        return self._credit
 
     async def drain(self) -> None:
         """Wait until every pushed token has been published (before the final event)."""
