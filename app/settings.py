@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     job_delivery_limit: int = 5
     publish_timeout_s: float = 5.0
     # at most one event message per this interval per process (app/bus/amqp_outbox.py)
-    event_batch_interval_s: float = Field(default=0.008, ge=0, le=1)
+    event_batch_interval_s: float = Field(default=0.003, ge=0, le=1)
 
     # documents and retrieval
     max_upload_bytes: int = 20 * 1024 * 1024

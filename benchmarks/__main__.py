@@ -12,6 +12,8 @@ import argparse
 import dataclasses
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,9 +23,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from benchmarks import profiling, report
 from benchmarks.scenarios import QUICK, SCENARIOS, Env, Params, warm_up
-from benchmarks.servers import KINDS, Target, TargetUnavailable, plan_cores, start_target
+from benchmarks.servers import (
+    KINDS,
+    REPO,
+    Target,
+    TargetUnavailable,
+    pin,
+    plan_cores,
+    start_target,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
@@ -65,7 +77,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="an INSIGHTHUB_* setting for every InsightHub server of the run (repeatable), "
         "to measure a setting against the bare server",
     )
+    parser.add_argument(
+        "--neighbour",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="run a noisy neighbour on the server core that burns this share of it "
+        "(0 < SHARE < 1), to see how each target copes with a shared machine",
+    )
     return parser.parse_args(argv)
+
+
+def start_neighbour(share: float, cores: set[int] | None) -> subprocess.Popen[bytes] | None:
+    """``benchmarks.neighbour`` pinned to the server core, or None when none was asked for."""
+    if share == 0:
+        return None
+    if not 0 < share < 1:
+        raise SystemExit("--neighbour wants a share between 0 and 1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.neighbour", "--share", str(share)],
+        cwd=REPO,
+        preexec_fn=pin(cores),
+    )
 
 
 def server_env(pairs: list[str]) -> dict[str, str]:
@@ -77,6 +110,27 @@ def server_env(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"--server-env wants INSIGHTHUB_KEY=VALUE, not {pair!r}")
         out[key] = value
     return out
+
+
+def server_counters(target: Target) -> dict[str, float]:
+    """InsightHub's ``/metrics`` counters (``*_total``) now; {} for the bare server."""
+    if target.kind == "bare":
+        return {}
+    try:
+        text = httpx.get(target.url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith("_total") and value:
+            out[name] = float(value)
+    return out
+
+
+def counter_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What each counter grew by during a scenario (e.g. the API's events-behind reports)."""
+    return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
 def process_names(target: Target) -> dict[str, int]:
@@ -119,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if client_cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, client_cores)  # the harness stays off the server core
     env = Env(client_cores, logdir)
+    neighbour = start_neighbour(args.neighbour, server_cores)
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {}
     status: dict[str, Any] = {}
@@ -160,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         if not target.alive():
                             raise RuntimeError("the server process is gone")
+                        before = server_counters(target)
                         results[kind][name] = SCENARIOS[name](env, target, params)
+                        if before:
+                            results[kind][name]["server_counters"] = counter_deltas(
+                                before, server_counters(target)
+                            )
                     except Exception as exc:
                         log(f"  {name} on {kind} failed: {exc}")
                         env.reset()
@@ -177,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
             env.close()
             for target in targets.values():
                 target.stop()
+                for path in target.logs:  # kept beside the loadgen's (the tmp dir goes)
+                    if path.exists():
+                        shutil.copyfile(path, logdir / path.name)
+            if neighbour is not None:
+                neighbour.kill()
+                neighbour.wait()
 
     rows = report.metrics(results.get("bare", {}))
     rat = report.ratios(results, rows)
@@ -189,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": kinds,
             "scenarios": scenarios,
             "server_env": extra_env,
+            "neighbour_share": args.neighbour,
             "server_cores": sorted(server_cores) if server_cores else None,
             "client_cores": sorted(client_cores) if client_cores else None,
             "cpu_count": os.cpu_count(),

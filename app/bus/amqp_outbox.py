@@ -23,8 +23,10 @@ rate instead: a message leaves at once if the last one left at least that long a
 otherwise when that much time has passed, with everything gathered meanwhile. A quiet
 outbox therefore adds no delay; a busy one adds at most the interval to an event. In the
 benchmark's 200 streams, 4 ms took the steady CPU of API, worker, RabbitMQ and PostgreSQL
-from 0.96-1.10 of a core to 0.73, and the default 8 ms a little further; with the core
-less full the stalls are rarer, and the p99 was lowest at 8 ms (benchmarks/README.md).
+from 0.96-1.10 of a core to 0.73, 8 ms a little further. The default, 3 ms (at most ~330
+messages a second), keeps most of that saving and adds less than half of 8 ms's latency:
+in side-by-side runs its steady seconds' p99 was 9-14 ms against 13-18 ms at 8 ms, on a
+quiet core and beside a noisy neighbour alike (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -154,3 +154,14 @@ def test_table_and_plot_are_written(run: tuple[dict[str, Any], str, Path]) -> No
     assert "1 stream flat out: tokens/s" in stdout
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_insighthub_counters_are_recorded_per_scenario(
+    run: tuple[dict[str, Any], str, Path],
+) -> None:
+    """What the servers counted during a scenario (``/metrics``), beside the figures."""
+    results = run[0]["results"]
+    counters = results["embedded"]["s2_streams"]["server_counters"]
+    assert counters["insighthub_events_relayed_total"] > 0
+    assert all(non_negative(value) for value in counters.values())
+    assert "server_counters" not in results["bare"]["s2_streams"]
