@@ -129,7 +129,7 @@ def server_counters(target: Target) -> dict[str, float]:
 
 
 def counter_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """What each counter grew by during a scenario (e.g. the API's events-behind reports)."""
+    """What each counter grew by during a scenario (events relayed, slow clients dropped)."""
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 

@@ -25,8 +25,8 @@ outbox therefore adds no delay; a busy one adds at most the interval to an event
 benchmark's 200 streams, 4 ms took the steady CPU of API, worker, RabbitMQ and PostgreSQL
 from 0.96-1.10 of a core to 0.73, 8 ms a little further. The default, 3 ms (at most ~330
 messages a second), keeps most of that saving and adds less than half of 8 ms's latency:
-in side-by-side runs its steady seconds' p99 was 9-14 ms against 13-18 ms at 8 ms, on a
-quiet core and beside a noisy neighbour alike (benchmarks/README.md).
+in interleaved runs the median p99 of the steady seconds was 9.5 ms against 14.2 at 8 ms
+on a quiet core, and 13.8 against 18.7 beside a noisy neighbour (benchmarks/README.md).
 """
 
 from __future__ import annotations
