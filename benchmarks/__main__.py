@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from benchmarks import profiling, report
+from benchmarks.neighbour import check_share
 from benchmarks.scenarios import QUICK, SCENARIOS, Env, Params, warm_up
 from benchmarks.servers import (
     KINDS,
@@ -92,8 +93,7 @@ def start_neighbour(share: float, cores: set[int] | None) -> subprocess.Popen[by
     """``benchmarks.neighbour`` pinned to the server core, or None when none was asked for."""
     if share == 0:
         return None
-    if not 0 < share < 1:
-        raise SystemExit("--neighbour wants a share between 0 and 1")
+    check_share(share, "--neighbour")
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.neighbour", "--share", str(share)],
         cwd=REPO,
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if client_cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, client_cores)  # the harness stays off the server core
     env = Env(client_cores, logdir)
-    neighbour = start_neighbour(args.neighbour, server_cores)
+    neighbour: subprocess.Popen[bytes] | None = None
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {}
     status: dict[str, Any] = {}
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     target: Target | None
     with tempfile.TemporaryDirectory(prefix="insighthub-bench-") as tmp:
         try:
+            neighbour = start_neighbour(args.neighbour, server_cores)
             log(f"starting {', '.join(kinds)} ...")
             with ThreadPoolExecutor(len(kinds)) as pool:  # most of a start is imports
                 starting = {

@@ -18,6 +18,12 @@ import time
 BURST_S = 0.004  # how long one piece of the neighbour's work takes, on average
 
 
+def check_share(share: float, option: str = "--share") -> None:
+    """``SystemExit`` unless 0 < share < 1 (the only rule, for this command and the run's)."""
+    if not 0.0 < share < 1.0:
+        raise SystemExit(f"{option} wants a share between 0 and 1, not {share}")
+
+
 def burn(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -38,8 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.neighbour", description=__doc__)
     parser.add_argument("--share", type=float, required=True, help="0 < SHARE < 1")
     args = parser.parse_args(argv)
-    if not 0.0 < args.share < 1.0:
-        raise SystemExit("--share wants a value between 0 and 1")
+    check_share(args.share)
     try:
         run(args.share)
     except KeyboardInterrupt:
