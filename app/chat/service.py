@@ -15,9 +15,9 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.chat import store
+from app.chat import accept_pg, store
 from app.db import tables
-from app.db.engine import SessionFactory, autocommit_connection, transaction
+from app.db.engine import SessionFactory, autocommit_connection, engine_of, transaction
 from app.db.models import ChatSession, Message
 from app.db.types import utcnow
 from app.errors import InvalidInput, NotFound
@@ -106,8 +106,15 @@ async def accept_message(
     rag_type: str,
     client_message_id: str | None,
 ) -> Accepted:
-    """Store the user's message and a pending answer in one transaction."""
+    """Store the user's message and a pending answer atomically: on PostgreSQL in one
+    statement (``app.chat.accept_pg``), on SQLite in one transaction."""
+    if workspace_id is None and session_id is None:
+        raise InvalidInput("workspace_id or session_id is required")
     try:
+        if engine_of(db).dialect.name == "postgresql":
+            return await _accept_in_one_statement(
+                db, user_id, workspace_id, session_id, message, rag_type, client_message_id
+            )
         async with transaction(db) as conn:
             return await _accept(
                 conn, user_id, workspace_id, session_id, message, rag_type, client_message_id
@@ -121,6 +128,51 @@ async def accept_message(
         if replay is None:
             raise
         return replay
+
+
+async def _accept_in_one_statement(
+    db: SessionFactory,
+    user_id: uuid.UUID,
+    workspace_id: uuid.UUID | None,
+    session_id: uuid.UUID | None,
+    message: str,
+    rag_type: str,
+    client_message_id: str | None,
+) -> Accepted:
+    async with autocommit_connection(db) as conn:
+        stored = await accept_pg.store_turn(
+            conn,
+            user_id,
+            workspace_id,
+            session_id,
+            message,
+            rag_type,
+            client_message_id,
+            _title(message),
+        )
+        refusal: NotFound | None = None
+        if session_id is not None and stored.owner_workspace is None:
+            refusal = NotFound("session not found")
+        elif session_id is not None and workspace_id not in (None, stored.owner_workspace):
+            refusal = NotFound("session not found in that workspace")
+        elif stored.workspace_status is None:
+            refusal = NotFound("workspace not found")
+        if refusal is not None:
+            # Nothing was stored. A resend of a turn stored before gets its first answer
+            # (as the transaction on SQLite, which looks for the resend first, gives it).
+            if client_message_id is not None:
+                replay = await _replay(conn, user_id, client_message_id)
+                if replay is not None:
+                    return replay
+            raise refusal
+    provisioning = stored.workspace_status == "provisioning"
+    return Accepted(
+        stored.session_id,
+        stored.asked_id,
+        stored.answer_id,
+        publish=not stored.busy and not provisioning,
+        waits_for_workspace=not stored.busy and provisioning,
+    )
 
 
 async def _member_workspace(
