@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_serializer
 
 from app.db.types import isoformat
+from app.inputs import StrictInput
 
 
 class _Public(BaseModel):
@@ -19,8 +20,8 @@ class _Public(BaseModel):
         return isoformat(value) if isinstance(value, datetime) else value
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(StrictInput):
+    pass
 
 
 class UserCreate(BaseModel):

@@ -227,7 +227,7 @@ async def test_a_password_is_taken_exactly_as_typed(api: Api) -> None:
 async def test_a_workspace_keeps_its_name_when_a_patch_sends_null(api: Api) -> None:
     user = await api.user()
     ws = await api.workspace(user, name="Keep me")
-    for body in ({"name": None}, {"name": ""}, {"name": "x" * 201}):
+    for body in ({"name": None}, {"name": ""}, {"name": "x" * 201}, {"name": "a\x00b"}):
         r = await api.http.patch(f"/api/workspaces/{ws['id']}", json=body, headers=user.auth)
         assert r.status_code == 422 and r.json()["error_type"] == "validation_error", body
     assert (await api.http.get(f"/api/workspaces/{ws['id']}", headers=user.auth)).json()[

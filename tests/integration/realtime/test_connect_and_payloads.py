@@ -104,6 +104,9 @@ BAD_PAYLOADS: dict[str, list[Any]] = {
         {"workspace_id": "WS", "message": "x", "client_message_id": "c" * 65},
         {"workspace_id": "WS", "message": "x", "session_id": "nope"},
         {"workspace_id": "WS", "message": "x", "unexpected": 1},
+        # PostgreSQL cannot store U+0000: refused before it reaches the database
+        {"workspace_id": "WS", "message": "before\x00after"},
+        {"workspace_id": "WS", "message": "x", "client_message_id": "c\x00"},
     ],
     "cancel_message": [None, [], {}, {"session_id": "x"}, {"session_id": "S", "message_id": 5}],
     "join_session": [None, "S", {}, {"session_id": 1}],
