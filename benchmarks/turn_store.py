@@ -21,6 +21,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from app.chat import service
+from app.chat.requests import TurnRequest
 from app.db.engine import SessionFactory, make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_database
 from app.db.models import User, Workspace, WorkspaceMember
@@ -64,7 +65,9 @@ async def measure(database_url: str, turns: int, rounds: int) -> dict[str, dict[
 
         async def in_transaction(i: int) -> object:
             async with transaction(db) as conn:
-                return await service._accept(conn, user, workspace, None, f"turn {i}", "none", None)
+                return await service._accept(
+                    conn, user, TurnRequest(workspace, None, f"turn {i}", "none", None)
+                )
 
         async def in_one_statement(i: int) -> object:
             return await service.accept_message(

@@ -30,6 +30,7 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Boolean, String, Uuid
 
+from app.chat.requests import TurnRequest
 from app.db.types import UtcDateTime, utcnow
 
 _MESSAGES = """
@@ -127,29 +128,23 @@ class Stored:
 
 
 async def store_turn(
-    conn: AsyncConnection,
-    user_id: uuid.UUID,
-    workspace_id: uuid.UUID | None,
-    session_id: uuid.UUID | None,
-    message: str,
-    rag_type: str,
-    client_message_id: str | None,
-    title: str,
+    conn: AsyncConnection, user_id: uuid.UUID, request: TurnRequest, title: str
 ) -> Stored:
     """Run the one statement on an autocommit connection."""
     asked_id, answer_id = uuid.uuid4(), uuid.uuid4()
     asked_at = utcnow()
     params: dict[str, Any] = {
         "user_id": user_id,
-        "workspace_id": workspace_id,
-        "message": message,
-        "rag_type": rag_type,
-        "client_message_id": client_message_id,
+        "workspace_id": request.workspace_id,
+        "message": request.message,
+        "rag_type": request.rag_type,
+        "client_message_id": request.client_message_id,
         "asked_id": asked_id,
         "answer_id": answer_id,
         "asked_at": asked_at,
         "answer_at": utcnow(),
     }
+    session_id = request.session_id
     if session_id is None:
         new_id = uuid.uuid4()
         params.update(session_id=new_id, title=title)

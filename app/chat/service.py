@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.chat import accept_pg, store
+from app.chat.requests import TurnRequest
 from app.db import tables
 from app.db.engine import SessionFactory, autocommit_connection, engine_of, transaction
 from app.db.models import ChatSession, Message
@@ -110,15 +111,12 @@ async def accept_message(
     statement (``app.chat.accept_pg``), on SQLite in one transaction."""
     if workspace_id is None and session_id is None:
         raise InvalidInput("workspace_id or session_id is required")
+    request = TurnRequest(workspace_id, session_id, message, rag_type, client_message_id)
     try:
         if engine_of(db).dialect.name == "postgresql":
-            return await _accept_in_one_statement(
-                db, user_id, workspace_id, session_id, message, rag_type, client_message_id
-            )
+            return await _accept_in_one_statement(db, user_id, request)
         async with transaction(db) as conn:
-            return await _accept(
-                conn, user_id, workspace_id, session_id, message, rag_type, client_message_id
-            )
+            return await _accept(conn, user_id, request)
     except IntegrityError:
         # Two sends with one client_message_id raced: the other one won; answer as it did.
         if client_message_id is None:
@@ -131,25 +129,11 @@ async def accept_message(
 
 
 async def _accept_in_one_statement(
-    db: SessionFactory,
-    user_id: uuid.UUID,
-    workspace_id: uuid.UUID | None,
-    session_id: uuid.UUID | None,
-    message: str,
-    rag_type: str,
-    client_message_id: str | None,
+    db: SessionFactory, user_id: uuid.UUID, request: TurnRequest
 ) -> Accepted:
+    session_id, workspace_id = request.session_id, request.workspace_id
     async with autocommit_connection(db) as conn:
-        stored = await accept_pg.store_turn(
-            conn,
-            user_id,
-            workspace_id,
-            session_id,
-            message,
-            rag_type,
-            client_message_id,
-            _title(message),
-        )
+        stored = await accept_pg.store_turn(conn, user_id, request, _title(request.message))
         refusal: NotFound | None = None
         if session_id is not None and stored.owner_workspace is None:
             refusal = NotFound("session not found")
@@ -160,8 +144,8 @@ async def _accept_in_one_statement(
         if refusal is not None:
             # Nothing was stored. A resend of a turn stored before gets its first answer
             # (as the transaction on SQLite, which looks for the resend first, gives it).
-            if client_message_id is not None:
-                replay = await _replay(conn, user_id, client_message_id)
+            if request.client_message_id is not None:
+                replay = await _replay(conn, user_id, request.client_message_id)
                 if replay is not None:
                     return replay
             raise refusal
@@ -189,15 +173,15 @@ async def _member_workspace(
     return found
 
 
-async def _accept(
-    conn: AsyncConnection,
-    user_id: uuid.UUID,
-    workspace_id: uuid.UUID | None,
-    session_id: uuid.UUID | None,
-    message: str,
-    rag_type: str,
-    client_message_id: str | None,
-) -> Accepted:
+async def _accept(conn: AsyncConnection, user_id: uuid.UUID, request: TurnRequest) -> Accepted:
+    """The turn stored statement by statement, in the caller's transaction: SQLite's way
+    (it has no data-modifying CTEs), and what ``benchmarks.turn_store`` compares against."""
+    workspace_id, session_id = request.workspace_id, request.session_id
+    message, rag_type, client_message_id = (
+        request.message,
+        request.rag_type,
+        request.client_message_id,
+    )
     if client_message_id is not None:
         replay = await _replay(conn, user_id, client_message_id)
         if replay is not None:
