@@ -1,4 +1,4 @@
-"""The two places where InsightHub reaches into python-socketio / python-engineio internals.
+"""Where InsightHub reaches into python-socketio / python-engineio internals.
 
 Kept in this one small module (and the engine.io minor version pinned in pyproject.toml)
 so an upgrade is checked here and in tests/unit/realtime/test_engine_internals.py:
@@ -10,6 +10,8 @@ so an upgrade is checked here and in tests/unit/realtime/test_engine_internals.p
   directly (what ``AsyncSocket.send`` does, minus its per-packet log line).
 - ``send_queue_depth``: engine.io's per-client send queue is unbounded; the backpressure
   guard reads its depth to find clients that fell too far behind.
+
+The third, engine.io's ASGI driver table, is replaced in ``app.realtime.asgi_driver``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from app.chat import events, service
 from app.chat.turns import ChatTurns
 from app.db.engine import SessionFactory
 from app.errors import InsightHubError, Unauthorized
-from app.realtime import jsonmod
+from app.realtime import asgi_driver, jsonmod
 from app.realtime.engine_internals import emit_fast
 from app.realtime.relay import Relay
 from app.realtime.schemas import (
@@ -85,6 +85,7 @@ class RealtimeServer:
             logger=False,
             engineio_logger=False,
         )
+        asgi_driver.install(self.sio)  # closed connections freed at once, not by a full GC
         self.relay = Relay(self.sio, turns)
         self.relay.on_access_revoked = self._revoke
         self.sockets: dict[str, SocketState] = {}
