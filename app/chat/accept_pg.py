@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Boolean, String, Uuid
 
 from app.chat.requests import TurnRequest
+from app.chat.store import ACTIVE
 from app.db.types import UtcDateTime, utcnow
 
 _MESSAGES = """
@@ -52,6 +53,8 @@ answer AS (
 
 
 def _typed(sql: str) -> TextClause:
+    # the statuses written into the SQL, as ``store.is_active`` does (not a parameter)
+    sql = sql.replace("ACTIVE_STATUSES", "(" + ", ".join(f"'{s}'" for s in ACTIVE) + ")")
     return text(sql).bindparams(
         bindparam("asked_at", type_=UtcDateTime()),
         bindparam("answer_at", type_=UtcDateTime()),
@@ -96,7 +99,7 @@ ws AS (
 ),
 busy AS (
     SELECT 1 FROM messages
-    WHERE session_id = :session_id AND role = 'assistant' AND status IN ('pending', 'streaming')
+    WHERE session_id = :session_id AND role = 'assistant' AND status IN ACTIVE_STATUSES
     LIMIT 1
 ),
 target AS (
