@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -104,6 +106,18 @@ class Cluster:
         )
         self.procs.append(proc)
         return proc
+
+    @contextmanager
+    def workers_paused(self) -> Iterator[None]:
+        """Freeze every worker (SIGSTOP) so new turns wait in the queue, still pending."""
+        paused = [p for p in self.procs if p.name.startswith("worker-") and p.alive]
+        for proc in paused:
+            proc.popen.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for proc in paused:
+                proc.popen.send_signal(signal.SIGCONT)
 
     async def stop_all(self) -> None:
         for proc in reversed(self.procs):

@@ -67,12 +67,51 @@ async def test_a_worker_process_streams_to_clients_on_two_nodes(
         assert live and live == list(range(live[0], live[0] + len(live))), live
         assert text_of(sender.named("chat_chunk", ack["message_id"])) == a.data["full_response"]
         seen = watcher.named("chat_chunk", ack["message_id"])
-        catch_up = next(i for i, c in enumerate(seen) if c["seq"] == -1)  # live ones may precede
-        assert text_of(seen[catch_up:]) == a.data["full_response"]
+        if caught["length"]:
+            # It joined after the first token: one catch-up chunk with all the text so far.
+            catch_up = [i for i, c in enumerate(seen) if c["seq"] == -1]  # live ones may precede
+            assert len(catch_up) == 1, seen
+            assert text_of(seen[catch_up[0] :]) == a.data["full_response"]
+        else:
+            # It resumed before the first token: nothing to catch up, every chunk arrives live.
+            assert live[0] == 0 and all(c["seq"] >= 0 for c in seen), seen
+            assert text_of(seen) == a.data["full_response"]
         assert b.data["full_response"] == a.data["full_response"]
         stored = await api(api_of, node2).messages(user, ack["session_id"])
         assert (
             stored[-1]["content"] == a.data["full_response"] and stored[-1]["status"] == "complete"
+        )
+    finally:
+        await sender.disconnect()
+        await watcher.disconnect()
+
+
+async def test_a_watcher_that_resumes_before_the_worker_starts_gets_every_chunk_live(
+    cluster: Cluster, api_of: dict[str, Api]
+) -> None:
+    cluster.worker("all")
+    node1, node2 = await cluster.node(), await cluster.node()
+    user = await api(api_of, node1).user()
+    ws = await api(api_of, node1).workspace(
+        user, llm_provider="synthetic", llm_model="tokens-30-rate-120"
+    )
+    sender = await connect(node1.url, user.token)
+    watcher = await connect(node2.url, user.token)
+    try:
+        with cluster.workers_paused():  # the turn waits in the queue, still pending
+            ack = await sender.call(
+                "chat_message", {"workspace_id": ws["id"], "message": "resume while queued"}
+            )
+            caught = await watcher.call(
+                "resume",
+                {"session_id": ack["session_id"], "message_id": ack["message_id"], "offset": 0},
+            )
+        assert caught == {"ok": True, "status": "pending", "attempt": 1, "length": 0}
+        final = await watcher.wait_final(ack["message_id"], timeout=30)
+        assert final.name == "chat_complete"
+        assert_once_in_order(watcher, ack["message_id"])
+        assert (
+            text_of(watcher.named("chat_chunk", ack["message_id"])) == final.data["full_response"]
         )
     finally:
         await sender.disconnect()
