@@ -186,3 +186,20 @@ def text_of(chunks: list[dict[str, Any]]) -> str:
         assert c["offset"] <= len(text), f"gap: offset {c['offset']} after {len(text)} chars"
         text += c["chunk"][len(text) - c["offset"] :]
     return text
+
+
+def assert_caught_up(chunks: list[dict[str, Any]], resumed: dict[str, Any], full: str) -> None:
+    """A socket that joined a session and resumed from offset 0 holds the whole answer.
+
+    Where the answer had text when resume read it (``resumed["length"]``), one catch-up chunk
+    (seq -1) carries that text and the live chunks after it the rest; live chunks published
+    between the join and the read may come before it. Where it had none yet, there is no
+    catch-up chunk and every chunk arrives live, from seq 0.
+    """
+    catch_up = [i for i, c in enumerate(chunks) if c["seq"] == -1]
+    if resumed["length"]:
+        assert len(catch_up) == 1, chunks
+        assert text_of(chunks[catch_up[0] :]) == full
+    else:
+        assert not catch_up and chunks and chunks[0]["seq"] == 0, chunks
+        assert text_of(chunks) == full

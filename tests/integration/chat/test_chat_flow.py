@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DB_KINDS, make_settings
-from tests.support.clients import Api, connect, text_of
+from tests.support.clients import Api, assert_caught_up, connect, text_of
 from tests.support.server import LiveServer
 
 
@@ -73,9 +73,9 @@ async def test_a_second_tab_that_joins_the_session_sees_the_same_stream(
         assert a.name == b.name == "chat_complete"
         live = [c for c in second.named("chat_chunk", ack["message_id"]) if c["seq"] >= 0]
         assert live, "the second tab received no live chunk"
-        seen = second.named("chat_chunk", ack["message_id"])
-        catch_up = next(i for i, c in enumerate(seen) if c["seq"] == -1)  # live ones may precede
-        assert text_of(seen[catch_up:]) == a.data["full_response"]
+        assert_caught_up(
+            second.named("chat_chunk", ack["message_id"]), caught, a.data["full_response"]
+        )
         assert b.data["full_response"] == a.data["full_response"]
     finally:
         await first.disconnect()

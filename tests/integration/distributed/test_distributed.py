@@ -11,7 +11,7 @@ from typing import Any
 
 import aiormq
 
-from tests.support.clients import Api, Socket, connect, text_of
+from tests.support.clients import Api, Socket, assert_caught_up, connect, text_of
 from tests.support.processes import Cluster, Node
 
 
@@ -66,16 +66,9 @@ async def test_a_worker_process_streams_to_clients_on_two_nodes(
         live = [c["seq"] for c in watcher.named("chat_chunk", ack["message_id"]) if c["seq"] >= 0]
         assert live and live == list(range(live[0], live[0] + len(live))), live
         assert text_of(sender.named("chat_chunk", ack["message_id"])) == a.data["full_response"]
-        seen = watcher.named("chat_chunk", ack["message_id"])
-        if caught["length"]:
-            # It joined after the first token: one catch-up chunk with all the text so far.
-            catch_up = [i for i, c in enumerate(seen) if c["seq"] == -1]  # live ones may precede
-            assert len(catch_up) == 1, seen
-            assert text_of(seen[catch_up[0] :]) == a.data["full_response"]
-        else:
-            # It resumed before the first token: nothing to catch up, every chunk arrives live.
-            assert live[0] == 0 and all(c["seq"] >= 0 for c in seen), seen
-            assert text_of(seen) == a.data["full_response"]
+        assert_caught_up(
+            watcher.named("chat_chunk", ack["message_id"]), caught, a.data["full_response"]
+        )
         assert b.data["full_response"] == a.data["full_response"]
         stored = await api(api_of, node2).messages(user, ack["session_id"])
         assert (
