@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.auth.sign_in_throttle import SignInThrottle
 from app.auth.tokens import TokenCodec
 from app.bus.base import Bus
 from app.chat.turns import ChatTurns
@@ -27,6 +28,7 @@ class AppContext:
     providers: ProviderRegistry
     tokens: TokenCodec
     turns: ChatTurns
+    sign_ins: SignInThrottle
     realtime: RealtimeServer | None = None
     workers: list[Any] = field(default_factory=list)
     metrics: dict[str, int] = field(default_factory=dict)

@@ -116,6 +116,10 @@ class RateLimited(InsightHubError):
     error_type = "rate_limited"
     http_status = 429
 
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
 
 class ServiceUnavailable(InsightHubError):
     """A backing service did not answer in time."""

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import auth, health, sessions, workspaces
 from app.api.errors import install_error_handlers
+from app.auth.sign_in_throttle import SignInThrottle
 from app.auth.tokens import TokenCodec
 from app.bus.base import Bus
 from app.bus.memory import InMemoryBus
@@ -71,7 +72,12 @@ def build_context(settings: Settings) -> AppContext:
     providers = ProviderRegistry(settings, recorder=make_recorder(settings))
     tokens = TokenCodec(settings.resolved_jwt_secret(), settings.jwt_ttl_s)
     turns = ChatTurns(settings, db, bus)
-    return AppContext(settings, engine, db, bus, providers, tokens, turns)
+    sign_ins = SignInThrottle(
+        per_account=settings.sign_in_failures_per_account,
+        per_address=settings.sign_in_failures_per_address,
+        window_s=settings.sign_in_failure_window_s,
+    )
+    return AppContext(settings, engine, db, bus, providers, tokens, turns, sign_ins)
 
 
 async def start_workers(ctx: AppContext, kinds: set[str]) -> list[Any]:

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     embedding_provider: str | None = None
     embedding_model: str | None = None
 
+    # sign-in: failures within the window before further attempts get 429 (0: no limit)
+    sign_in_failures_per_account: int = Field(default=10, ge=0)
+    sign_in_failures_per_address: int = Field(default=100, ge=0)
+    sign_in_failure_window_s: float = Field(default=300.0, gt=0)
+
     # chat turns
     worker_concurrency: int = 512
     # Turns a process stores (API) or loads and claims (worker) at once; see ChatTurns.

@@ -36,7 +36,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(_request: Request, exc: InsightHubError) -> JSONResponse:
         response = error_response(exc.http_status, exc.message, exc.error_type)
         if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = "1"
+            response.headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = "Bearer"
         return response

@@ -1,0 +1,141 @@
+"""Refuse password guessing: too many failed sign-ins answer 429 ``rate_limited``.
+
+Two counts, each over a sliding window: failures for one account (someone guessing one
+user's password from many addresses) and failures from one client address (someone trying
+many accounts). While either count is at its limit the next attempt is refused before the
+password is hashed, with ``Retry-After`` saying when the oldest failure in the window ages
+out. A successful sign-in clears the account's count, so the owner who mistypes a few times
+is not locked out by their own typos; the address count is not cleared by it, or a guesser
+could reset it with an account of their own.
+
+The counts live in the process's memory: with several API nodes behind a proxy each node
+counts for itself, so the effective limit is the per-node limit times the number of nodes.
+That keeps sign-in free of a database write per failure; a shared store (the database or
+a broker) would make it exact and is not needed at this scale. The client address is the
+one uvicorn reports, which honours ``X-Forwarded-For`` from ``FORWARDED_ALLOW_IPS`` only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.errors import RateLimited
+
+# Past this many tracked keys a failure first drops the keys whose failures have all aged
+# out, then (under a spray of distinct accounts) the oldest keys: memory stays bounded.
+MAX_TRACKED_KEYS = 50_000
+
+
+class FailureWindow:
+    """Failure times per key within ``window_s``, at most ``limit`` kept per key."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until ``key`` may try again, or None while it is under the limit."""
+        if self.limit <= 0:
+            return None
+        times = self._failures.get(key)
+        if times is None:
+            return None
+        now = self._clock()
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
+        if len(times) < self.limit:
+            return None
+        return times[0] + self.window_s - now
+
+    def add(self, key: str, at: float) -> None:
+        if self.limit <= 0:
+            return
+        times = self._failures.pop(key, None)  # re-inserted last: the dict stays oldest first
+        if times is None:
+            if len(self._failures) >= MAX_TRACKED_KEYS:
+                self._shrink()
+            times = deque(maxlen=self.limit)
+        times.append(at)
+        self._failures[key] = times
+
+    def discard(self, key: str, at: float) -> None:
+        times = self._failures.get(key)
+        if times is not None and at in times:
+            times.remove(at)
+
+    def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def _shrink(self) -> None:
+        horizon = self._clock() - self.window_s
+        for key in [k for k, t in self._failures.items() if not t or t[-1] <= horizon]:
+            del self._failures[key]
+        excess = len(self._failures) - MAX_TRACKED_KEYS // 2
+        for key in list(self._failures)[: max(excess, 0)]:
+            del self._failures[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One sign-in attempt, counted as a failure from the moment it is admitted."""
+
+    account: str
+    address: str | None
+    at: float
+
+
+class SignInThrottle:
+    """Admits attempts and counts them as failures at once, so that a burst of parallel
+    guesses (each waiting on its password hash) cannot overshoot the limit; a success
+    then takes its attempt back."""
+
+    def __init__(
+        self,
+        *,
+        per_account: int,
+        per_address: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self.accounts = FailureWindow(per_account, window_s, clock)
+        self.addresses = FailureWindow(per_address, window_s, clock)
+
+    def admit(self, account: str, address: str | None) -> Attempt:
+        """Raise RateLimited if this account or address has failed too often of late."""
+        waits = [self.accounts.retry_after(account)]
+        if address:
+            waits.append(self.addresses.retry_after(address))
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is not None:
+            raise RateLimited(
+                "too many failed sign-ins: try again later", retry_after_s=math.ceil(wait)
+            )
+        attempt = Attempt(account, address, self._clock())
+        self.accounts.add(account, attempt.at)
+        if address:
+            self.addresses.add(address, attempt.at)
+        return attempt
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """The right password: the account's failures are forgiven, the address's stay."""
+        self.accounts.clear(attempt.account)
+        self.withdraw(attempt)
+
+    def withdraw(self, attempt: Attempt) -> None:
+        """Not counted after all (the server, not the password, failed)."""
+        self.accounts.discard(attempt.account, attempt.at)
+        if attempt.address:
+            self.addresses.discard(attempt.address, attempt.at)
