@@ -8,7 +8,8 @@ out. A successful sign-in clears the account's count, so the owner who mistypes 
 is not locked out by their own typos; the address count is not cleared by it, or a guesser
 could reset it with an account of their own.
 
-The counts live in the process's memory: with several API nodes behind a proxy each node
+A loopback address is not counted (see ``counted_address``). The counts live in the
+process's memory: with several API nodes behind a proxy each node
 counts for itself, so the effective limit is the per-node limit times the number of nodes.
 That keeps sign-in free of a database write per failure; a shared store (the database or
 a broker) would make it exact and is not needed at this scale. The client address is the
@@ -17,6 +18,7 @@ one uvicorn reports, which honours ``X-Forwarded-For`` from ``FORWARDED_ALLOW_IP
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import deque
@@ -87,6 +89,22 @@ class FailureWindow:
             del self._failures[key]
 
 
+def counted_address(address: str | None) -> str | None:
+    """The address to count, or None for a loopback one.
+
+    A loopback peer is this host: a local proxy that sent no ``X-Forwarded-For`` (then every
+    client would share one count, and a hundred typos anywhere would lock everyone out) or
+    a local tool or test suite. Failing open there keeps sign-in available; the account
+    count still applies.
+    """
+    if not address:
+        return None
+    try:
+        return None if ipaddress.ip_address(address).is_loopback else address
+    except ValueError:
+        return address  # not an IP (a unix socket's name): count it as given
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One sign-in attempt, counted as a failure from the moment it is admitted."""
@@ -115,6 +133,7 @@ class SignInThrottle:
 
     def admit(self, account: str, address: str | None) -> Attempt:
         """Raise RateLimited if this account or address has failed too often of late."""
+        address = counted_address(address)
         waits = [self.accounts.retry_after(account)]
         if address:
             waits.append(self.addresses.retry_after(address))

@@ -81,3 +81,16 @@ async def test_the_owners_own_typos_are_forgiven_by_a_success(api: Api) -> None:
         for _ in range(2):
             assert (await sign_in(api, owner.email, "typo-typo", address)).status_code == 401
         assert (await sign_in(api, owner.email, PASSWORD, address)).status_code == 200
+
+
+async def test_a_loopback_client_is_counted_by_account_only(api: Api) -> None:
+    users = [await api.user() for _ in range(7)]
+    for user in users[:6]:  # six failures from 127.0.0.1, over the address limit of five
+        r = await api.http.post(
+            "/api/auth/token", data={"username": user.email, "password": "not-it-1"}
+        )
+        assert r.status_code == 401
+    ok = await api.http.post(
+        "/api/auth/token", data={"username": users[6].email, "password": PASSWORD}
+    )
+    assert ok.status_code == 200

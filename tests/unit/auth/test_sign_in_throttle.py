@@ -103,3 +103,15 @@ def test_a_spray_of_accounts_keeps_memory_bounded(monkeypatch: pytest.MonkeyPatc
     # The newest keys survive a shrink (aged-out ones and the oldest go first) and count on.
     t.admit("spray999@x.io", None)
     assert refused_for(t, "spray999@x.io", None) == 60
+
+
+def test_a_loopback_address_is_not_counted_but_its_accounts_are() -> None:
+    clock = Clock()
+    t = throttle(clock, per_account=3, per_address=2)
+    for n in range(10):
+        t.admit(f"user{n}@x.io", "127.0.0.1")
+        t.admit(f"other{n}@x.io", "::1")
+    assert len(t.addresses) == 0
+    for _ in range(2):
+        t.admit("user0@x.io", "127.0.0.1")
+    assert refused_for(t, "user0@x.io", "127.0.0.1") == 60
