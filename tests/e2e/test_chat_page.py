@@ -417,6 +417,28 @@ def test_a_refused_token_returns_to_sign_in(page: Page, server: Server) -> None:
     expect(page.get_by_test_id("auth-message")).to_have_text("Wrong email or password.")
 
 
+def test_password_guessing_is_refused_and_the_page_says_for_how_long(
+    page: Page, server: Server
+) -> None:
+    email = f"guessed-{uuid.uuid4().hex[:8]}@example.com"
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        assert (
+            client.post("/api/auth/register", json={"email": email, "password": PASSWORD})
+        ).status_code == 201
+        for n in range(10):  # INSIGHTHUB_SIGN_IN_FAILURES_PER_ACCOUNT's default
+            wrong = client.post("/api/auth/token", data={"username": email, "password": f"x{n}"})
+            assert wrong.status_code == 401
+    page.goto(server.base_url + "/")
+    page.get_by_test_id("email").fill(email)
+    page.get_by_test_id("password").fill(PASSWORD)  # the right one, refused all the same
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("auth-message")).to_have_text(
+        "Too many failed sign-ins. Try again in 5 min."
+    )
+    expect(page.get_by_test_id("sign-in")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('insighthub.token')") is None
+
+
 def test_a_failed_answer_is_told_in_words(page: Page, server: Server) -> None:
     sign_up(page, server)
     token = page_token(page)

@@ -3,11 +3,13 @@
 
 /** A failed REST call: HTTP `status`, PROTOCOL.md's `errorType`, and words for a person. */
 export class ApiError extends Error {
-  constructor(status, errorType, message) {
+  constructor(status, errorType, message, retryAfterS = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.errorType = errorType;
+    /** Seconds the server asked to wait (a 429's Retry-After), or null. */
+    this.retryAfterS = retryAfterS;
   }
 }
 
@@ -70,12 +72,10 @@ export class Api {
 
     let errorType = data?.error_type || STATUS_ERROR_TYPES[response.status] || "server_error";
     if (response.status >= 500 && !data?.error_type) errorType = "server_error";
-    let message = detailText(data?.detail, `The server answered ${response.status}.`);
-    if (response.status === 429) {
-      const wait = response.headers.get("Retry-After");
-      if (wait) message = `${message} Try again in ${wait} s.`;
-    }
-    const error = new ApiError(response.status, errorType, message);
+    const message = detailText(data?.detail, `The server answered ${response.status}.`);
+    const wait = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    const retryAfterS = response.status === 429 && wait > 0 ? wait : null;
+    const error = new ApiError(response.status, errorType, message, retryAfterS);
     if (response.status === 401 && auth) this.onUnauthorized(error);
     throw error;
   }

@@ -130,7 +130,9 @@ authForm.addEventListener("submit", async (event) => {
     showAuthMessage(
       error.status === 401
         ? "Wrong email or password."
-        : ui.describeError(error.errorType, error.message),
+        : error.status === 429
+          ? `Too many failed sign-ins. Try again ${ui.inTime(error.retryAfterS)}.`
+          : ui.describeError(error.errorType, error.message),
     );
   }
 });

@@ -63,9 +63,16 @@ export function describeError(errorType, message) {
   return `${words} ${sentence}`;
 }
 
+/** "in 40 s", "in 5 min" (rounded up), or "later" when the server named no time. */
+export function inTime(seconds) {
+  if (!seconds) return "later";
+  return seconds < 60 ? `in ${seconds} s` : `in ${Math.ceil(seconds / 60)} min`;
+}
+
 /** "What failed." followed by why, in words: for the banner. */
 export function failure(what, error) {
-  return `${what} ${describeError(error?.errorType, error?.message)}`;
+  const wait = error?.retryAfterS ? ` Try again ${inTime(error.retryAfterS)}.` : "";
+  return `${what} ${describeError(error?.errorType, error?.message)}${wait}`;
 }
 
 // --- the error banner ----------------------------------------------------------------------------
