@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiormq
 
-from tests.support.clients import Api, Socket, assert_caught_up, connect, text_of
+from tests.support.clients import Api, Socket, User, assert_caught_up, connect, text_of
 from tests.support.processes import Cluster, Node
 
 
@@ -29,6 +32,34 @@ def api(clients: dict[str, Api], node: Node) -> Api:
     return clients[node.url]
 
 
+@dataclass
+class TwoNodes:
+    """One user on two API nodes: a sender's socket on the first, a watcher's on the second."""
+
+    node1: Node
+    node2: Node
+    user: User
+    workspace: dict[str, Any]
+    sender: Socket
+    watcher: Socket
+
+
+@asynccontextmanager
+async def two_nodes(
+    cluster: Cluster, api_of: dict[str, Api], model: str
+) -> AsyncIterator[TwoNodes]:
+    node1, node2 = await cluster.node(), await cluster.node()
+    user = await api(api_of, node1).user()
+    ws = await api(api_of, node1).workspace(user, llm_provider="synthetic", llm_model=model)
+    sender = await connect(node1.url, user.token)
+    watcher = await connect(node2.url, user.token)
+    try:
+        yield TwoNodes(node1, node2, user, ws, sender, watcher)
+    finally:
+        await sender.disconnect()
+        await watcher.disconnect()
+
+
 def assert_once_in_order(sock: Socket, message_id: str) -> None:
     chunks = sock.named("chat_chunk", message_id)
     assert [c["seq"] for c in chunks] == list(range(len(chunks))), "a chunk was lost or repeated"
@@ -40,14 +71,8 @@ async def test_a_worker_process_streams_to_clients_on_two_nodes(
     cluster: Cluster, api_of: dict[str, Api]
 ) -> None:
     cluster.worker("all")
-    node1, node2 = await cluster.node(), await cluster.node()
-    user = await api(api_of, node1).user()
-    ws = await api(api_of, node1).workspace(
-        user, llm_provider="synthetic", llm_model="tokens-60-rate-120"
-    )
-    sender = await connect(node1.url, user.token)
-    watcher = await connect(node2.url, user.token)
-    try:
+    async with two_nodes(cluster, api_of, "tokens-60-rate-120") as pair:
+        user, ws, sender, watcher = pair.user, pair.workspace, pair.sender, pair.watcher
         ack = await sender.call(
             "chat_message", {"workspace_id": ws["id"], "message": "across nodes"}
         )
@@ -70,27 +95,18 @@ async def test_a_worker_process_streams_to_clients_on_two_nodes(
             watcher.named("chat_chunk", ack["message_id"]), caught, a.data["full_response"]
         )
         assert b.data["full_response"] == a.data["full_response"]
-        stored = await api(api_of, node2).messages(user, ack["session_id"])
+        stored = await api(api_of, pair.node2).messages(user, ack["session_id"])
         assert (
             stored[-1]["content"] == a.data["full_response"] and stored[-1]["status"] == "complete"
         )
-    finally:
-        await sender.disconnect()
-        await watcher.disconnect()
 
 
 async def test_a_watcher_that_resumes_before_the_worker_starts_gets_every_chunk_live(
     cluster: Cluster, api_of: dict[str, Api]
 ) -> None:
     cluster.worker("all")
-    node1, node2 = await cluster.node(), await cluster.node()
-    user = await api(api_of, node1).user()
-    ws = await api(api_of, node1).workspace(
-        user, llm_provider="synthetic", llm_model="tokens-30-rate-120"
-    )
-    sender = await connect(node1.url, user.token)
-    watcher = await connect(node2.url, user.token)
-    try:
+    async with two_nodes(cluster, api_of, "tokens-30-rate-120") as pair:
+        sender, watcher, ws = pair.sender, pair.watcher, pair.workspace
         with cluster.workers_paused():  # the turn waits in the queue, still pending
             ack = await sender.call(
                 "chat_message", {"workspace_id": ws["id"], "message": "resume while queued"}
@@ -106,22 +122,13 @@ async def test_a_watcher_that_resumes_before_the_worker_starts_gets_every_chunk_
         assert (
             text_of(watcher.named("chat_chunk", ack["message_id"])) == final.data["full_response"]
         )
-    finally:
-        await sender.disconnect()
-        await watcher.disconnect()
 
 
 async def test_a_cancel_through_the_other_node_stops_the_workers_stream(
     cluster: Cluster, api_of: dict[str, Api]
 ) -> None:
-    node1, node2 = await cluster.node(), await cluster.node()
-    user = await api(api_of, node1).user()
-    ws = await api(api_of, node1).workspace(
-        user, llm_provider="synthetic", llm_model="tokens-500-rate-40"
-    )
-    sender = await connect(node1.url, user.token)
-    other = await connect(node2.url, user.token)
-    try:
+    async with two_nodes(cluster, api_of, "tokens-500-rate-40") as pair:
+        user, ws, sender, other = pair.user, pair.workspace, pair.sender, pair.watcher
         ack = await sender.call(
             "chat_message", {"workspace_id": ws["id"], "message": "cancel across"}
         )
@@ -134,13 +141,10 @@ async def test_a_cancel_through_the_other_node_stops_the_workers_stream(
             assert final.name == "chat_cancelled"
         closes = [r for r in recorded(cluster, "cancel across") if r["event"] == "closed"]
         assert closes and closes[-1]["outcome"] == "closed" and closes[-1]["tokens"] < 500
-        stored = await api(api_of, node1).wait_message(
+        stored = await api(api_of, pair.node1).wait_message(
             user, ack["session_id"], ack["message_id"], ("cancelled",)
         )
         assert stored["content"] == sender.named("chat_cancelled")[-1]["partial_response"]
-    finally:
-        await sender.disconnect()
-        await other.disconnect()
 
 
 async def test_a_worker_killed_mid_stream_is_replaced_and_attempt_two_completes(
