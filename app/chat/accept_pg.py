@@ -15,9 +15,11 @@ CPU per turn fell by ~0.35 ms and the time to first token by ~1.3 ms.
 SQLite has no data-modifying CTEs; ``app.chat.service`` keeps the transaction there. The
 semantics are the same on both, and ``tests/integration/chat`` runs on both.
 
-A resend with a ``client_message_id`` already stored fails the unique constraint on
-``messages`` and the caller answers with the earlier turn (no replay lookup first: it
-would cost every send a round trip for the rare resend).
+A resend with a ``client_message_id`` already stored finds no workspace (the statement's
+``resent`` check), stores nothing, and the caller answers with the earlier turn; the check
+is an index probe inside the same statement, not a round trip of its own. Two sends of one
+id that race both pass it; the second fails the unique constraint on ``messages`` and is
+answered the same way.
 """
 
 from __future__ import annotations
@@ -52,9 +54,21 @@ answer AS (
 """
 
 
+# A question already stored under this client_message_id (the unique key's own index): then
+# no workspace is found, nothing is stored, and the caller answers with the earlier turn.
+# Without it a resend fails the unique constraint instead, which costs an error round trip
+# and an ERROR line in PostgreSQL's log; two sends that race still do, and are answered alike.
+_RESENT = """resent AS (
+    SELECT 1 FROM messages
+    WHERE user_id = :user_id AND role = 'user' AND client_message_id = :client_message_id
+),
+"""
+
+
 def _typed(sql: str) -> TextClause:
     # the statuses written into the SQL, as ``store.is_active`` does (not a parameter)
     sql = sql.replace("ACTIVE_STATUSES", "(" + ", ".join(f"'{s}'" for s in ACTIVE) + ")")
+    sql = sql.replace("WITH RESENT\n", "WITH " + _RESENT)
     return text(sql).bindparams(
         bindparam("asked_at", type_=UtcDateTime()),
         bindparam("answer_at", type_=UtcDateTime()),
@@ -64,11 +78,12 @@ def _typed(sql: str) -> TextClause:
 # The workspace, if the user is a member; the new session; its two messages.
 _NEW_SESSION = _typed(
     """
-WITH ws AS (
+WITH RESENT
+ws AS (
     SELECT w.id, w.status, w.llm_provider, w.llm_model
     FROM workspaces AS w
     JOIN workspace_members AS m ON m.workspace_id = w.id AND m.user_id = :user_id
-    WHERE w.id = :workspace_id
+    WHERE w.id = :workspace_id AND NOT EXISTS (SELECT 1 FROM resent)
 ),
 target AS (
     INSERT INTO chat_sessions (id, workspace_id, user_id, title, created_at, updated_at)
@@ -87,7 +102,8 @@ SELECT ws.status FROM ws
 # messages. The one row says which check failed, if one did.
 _EXISTING_SESSION = _typed(
     """
-WITH own AS (
+WITH RESENT
+own AS (
     SELECT id, workspace_id FROM chat_sessions WHERE id = :session_id AND user_id = :user_id
 ),
 ws AS (
@@ -96,6 +112,7 @@ ws AS (
     JOIN workspaces AS w ON w.id = own.workspace_id
     JOIN workspace_members AS m ON m.workspace_id = w.id AND m.user_id = :user_id
     WHERE w.id = COALESCE(CAST(:workspace_id AS uuid), own.workspace_id)
+      AND NOT EXISTS (SELECT 1 FROM resent)
 ),
 busy AS (
     SELECT 1 FROM messages

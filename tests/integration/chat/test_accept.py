@@ -6,17 +6,19 @@ transaction (``app.chat.service``); each case runs on both and expects the same 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, select, update
 
 from app.chat import service
-from app.db.engine import SessionFactory, make_engine, make_session_factory
+from app.db.engine import SessionFactory, engine_of, make_engine, make_session_factory
 from app.db.migrate import upgrade_database
 from app.db.models import ChatSession, Message, User, Workspace, WorkspaceMember
 from app.errors import InvalidInput, NotFound
@@ -100,6 +102,22 @@ class World:
 @pytest_asyncio.fixture
 async def world(db: SessionFactory) -> World:
     return World(db)
+
+
+@contextmanager
+def failed_statements(db: SessionFactory) -> Iterator[list[str]]:
+    """The errors the database answered statements with while the block ran."""
+    failures: list[str] = []
+    engine = engine_of(db).sync_engine
+
+    def record(context: Any) -> None:
+        failures.append(str(context.original_exception))
+
+    event.listen(engine, "handle_error", record)
+    try:
+        yield failures
+    finally:
+        event.remove(engine, "handle_error", record)
 
 
 async def accept(world: World, user: uuid.UUID, **fields: Any) -> service.Accepted:
@@ -205,8 +223,11 @@ async def test_a_resent_client_message_id_answers_with_the_first_turn(world: Wor
     alice = await world.user()
     ws = await world.workspace(alice)
     first = await accept(world, alice, workspace_id=ws, client_message_id="c-1")
-    again = await accept(world, alice, workspace_id=ws, client_message_id="c-1")
-    follow = await accept(world, alice, session_id=first.session_id, client_message_id="c-1")
+    with failed_statements(world.db) as failures:
+        again = await accept(world, alice, workspace_id=ws, client_message_id="c-1")
+        follow = await accept(world, alice, session_id=first.session_id, client_message_id="c-1")
+    # A resend is found, not run into the unique key (no error round trip, no ERROR logged).
+    assert failures == []
     for replay in (again, follow):
         assert (replay.session_id, replay.user_message_id, replay.message_id) == (
             first.session_id,
@@ -219,3 +240,14 @@ async def test_a_resent_client_message_id_answers_with_the_first_turn(world: Wor
     await world.remove_member(ws, alice)
     late = await accept(world, alice, workspace_id=ws, client_message_id="c-1")
     assert late.message_id == first.message_id and not late.publish
+
+
+async def test_two_sends_of_one_client_message_id_at_once_store_one_turn(world: World) -> None:
+    alice = await world.user()
+    ws = await world.workspace(alice)
+    turns = await asyncio.gather(
+        *(accept(world, alice, workspace_id=ws, client_message_id="c-race") for _ in range(4))
+    )
+    assert len({(t.session_id, t.user_message_id, t.message_id) for t in turns}) == 1
+    assert sum(t.publish for t in turns) == 1  # only the stored one starts an answer
+    assert (await world.stored())[:2] == (1, 2)
