@@ -8,8 +8,10 @@ out. A successful sign-in clears the account's count, so the owner who mistypes 
 is not locked out by their own typos; the address count is not cleared by it, or a guesser
 could reset it with an account of their own.
 
-A loopback address is not counted (see ``counted_address``). The counts live in the
-process's memory: with several API nodes behind a proxy each node
+A loopback address is not counted by address, and an IPv6 one counts as its /64 (see
+``counted_address``). Keys are kept as 16-byte digests, aged-out ones go as new failures
+come, and the table has a ceiling, so a client cannot grow it with long or made-up
+usernames. The counts live in the process's memory: with several API nodes behind a proxy each node
 counts for itself, so the effective limit is the per-node limit times the number of nodes.
 That keeps sign-in free of a database write per failure; a shared store (the database or
 a broker) would make it exact and is not needed at this scale. The client address is the
@@ -18,6 +20,7 @@ one uvicorn reports, which honours ``X-Forwarded-For`` from ``FORWARDED_ALLOW_IP
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import time
@@ -27,19 +30,32 @@ from dataclasses import dataclass
 
 from app.errors import RateLimited
 
-# Past this many tracked keys a failure first drops the keys whose failures have all aged
-# out, then (under a spray of distinct accounts) the oldest keys: memory stays bounded.
+# Past this many tracked keys a new one first drops the keys whose failures have all aged
+# out, then those under their limit (oldest first), and only then locked ones: a spray of
+# made-up accounts cannot push a locked account out to reset it.
 MAX_TRACKED_KEYS = 50_000
+# Each failure also drops up to this many aged-out keys from the oldest end, so the table
+# holds about one window's worth of keys without waiting for a shrink.
+PRUNE_PER_ADD = 4
+
+
+def _digest(key: str) -> bytes:
+    """A fixed 16 bytes per key, however long the username a client sent."""
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 class FailureWindow:
-    """Failure times per key within ``window_s``, at most ``limit`` kept per key."""
+    """Failure times per key within ``window_s``, at most ``limit`` kept per key.
+
+    The dict is kept in order of each key's latest failure (a failure re-inserts its key
+    last), so aged-out keys gather at its front.
+    """
 
     def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: dict[bytes, deque[float]] = {}
 
     def __len__(self) -> int:
         return len(self._failures)
@@ -48,14 +64,15 @@ class FailureWindow:
         """Seconds until ``key`` may try again, or None while it is under the limit."""
         if self.limit <= 0:
             return None
-        times = self._failures.get(key)
+        digest = _digest(key)
+        times = self._failures.get(digest)
         if times is None:
             return None
         now = self._clock()
         while times and times[0] <= now - self.window_s:
             times.popleft()
         if not times:
-            del self._failures[key]
+            del self._failures[digest]
             return None
         if len(times) < self.limit:
             return None
@@ -64,45 +81,71 @@ class FailureWindow:
     def add(self, key: str, at: float) -> None:
         if self.limit <= 0:
             return
-        times = self._failures.pop(key, None)  # re-inserted last: the dict stays oldest first
+        digest = _digest(key)
+        times = self._failures.pop(digest, None)
         if times is None:
+            self._prune(PRUNE_PER_ADD)
             if len(self._failures) >= MAX_TRACKED_KEYS:
                 self._shrink()
             times = deque(maxlen=self.limit)
         times.append(at)
-        self._failures[key] = times
+        self._failures[digest] = times
 
     def discard(self, key: str, at: float) -> None:
-        times = self._failures.get(key)
+        digest = _digest(key)
+        times = self._failures.get(digest)
         if times is not None and at in times:
             times.remove(at)
+            if not times:
+                del self._failures[digest]
 
     def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
+        self._failures.pop(_digest(key), None)
+
+    def _prune(self, most: int) -> None:
+        horizon = self._clock() - self.window_s
+        for _ in range(most):
+            oldest = next(iter(self._failures), None)
+            if oldest is None or self._failures[oldest][-1] > horizon:
+                return
+            del self._failures[oldest]
 
     def _shrink(self) -> None:
         horizon = self._clock() - self.window_s
-        for key in [k for k, t in self._failures.items() if not t or t[-1] <= horizon]:
-            del self._failures[key]
+        for digest in [d for d, t in self._failures.items() if t[-1] <= horizon]:
+            del self._failures[digest]
         excess = len(self._failures) - MAX_TRACKED_KEYS // 2
-        for key in list(self._failures)[: max(excess, 0)]:
-            del self._failures[key]
+        if excess <= 0:
+            return
+        under = [d for d, t in self._failures.items() if len(t) < self.limit][:excess]
+        for digest in under:
+            del self._failures[digest]
+        for digest in list(self._failures)[: max(excess - len(under), 0)]:
+            del self._failures[digest]
 
 
 def counted_address(address: str | None) -> str | None:
-    """The address to count, or None for a loopback one.
+    """The address to count: None for a loopback one, an IPv6 address's /64.
 
     A loopback peer is this host: a local proxy that sent no ``X-Forwarded-For`` (then every
     client would share one count, and a hundred typos anywhere would lock everyone out) or
     a local tool or test suite. Failing open there keeps sign-in available; the account
-    count still applies.
+    count still applies. An IPv6 client usually holds a whole /64, so that is what counts;
+    an IPv4-mapped IPv6 address counts as its IPv4 one.
     """
     if not address:
         return None
     try:
-        return None if ipaddress.ip_address(address).is_loopback else address
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return address  # not an IP (a unix socket's name): count it as given
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True, slots=True)

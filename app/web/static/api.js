@@ -1,5 +1,6 @@
 // The REST half of PROTOCOL.md: one method per route the page uses, each resolving to the JSON
 // answer or rejecting with an ApiError that carries the server's error_type and message.
+import { inTime } from "./wait.js";
 
 /** A failed REST call: HTTP `status`, PROTOCOL.md's `errorType`, and words for a person. */
 export class ApiError extends Error {
@@ -11,6 +12,13 @@ export class ApiError extends Error {
     /** Seconds the server asked to wait (a 429's Retry-After), or null. */
     this.retryAfterS = retryAfterS;
   }
+}
+
+/** A 429's text with the wait its Retry-After asked for: "… later. Try again in 30 s." */
+export function withWait(message, retryAfterS) {
+  if (!retryAfterS) return message;
+  const sentence = /[.!?…]$/.test(message) ? message : `${message}.`;
+  return `${sentence} Try again ${inTime(retryAfterS)}.`;
 }
 
 /** FastAPI's `detail` is text, or for a 422 a list of {loc, msg}: make it one readable line. */
@@ -72,9 +80,10 @@ export class Api {
 
     let errorType = data?.error_type || STATUS_ERROR_TYPES[response.status] || "server_error";
     if (response.status >= 500 && !data?.error_type) errorType = "server_error";
-    const message = detailText(data?.detail, `The server answered ${response.status}.`);
+    const detail = detailText(data?.detail, `The server answered ${response.status}.`);
     const wait = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
     const retryAfterS = response.status === 429 && wait > 0 ? wait : null;
+    const message = withWait(detail, retryAfterS);
     const error = new ApiError(response.status, errorType, message, retryAfterS);
     if (response.status === 401 && auth) this.onUnauthorized(error);
     throw error;

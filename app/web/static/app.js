@@ -120,6 +120,15 @@ async function signIn(email, password) {
   await enter();
 }
 
+/** Why a sign-in failed, in words: the same after the sign-in form and after sign-up. */
+function signInFailure(error) {
+  if (error.status === 401) return "Wrong email or password.";
+  if (error.status === 429) {
+    return `Too many failed sign-ins. Try again ${ui.inTime(error.retryAfterS)}.`;
+  }
+  return ui.describeError(error.errorType, error.message);
+}
+
 authForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const given = credentials();
@@ -127,13 +136,7 @@ authForm.addEventListener("submit", async (event) => {
   try {
     await signIn(given.email, given.password);
   } catch (error) {
-    showAuthMessage(
-      error.status === 401
-        ? "Wrong email or password."
-        : error.status === 429
-          ? `Too many failed sign-ins. Try again ${ui.inTime(error.retryAfterS)}.`
-          : ui.describeError(error.errorType, error.message),
-    );
+    showAuthMessage(signInFailure(error));
   }
 });
 
@@ -153,7 +156,7 @@ $("sign-up").addEventListener("click", async () => {
   try {
     await signIn(given.email, given.password);
   } catch (error) {
-    showAuthMessage(ui.describeError(error.errorType, error.message));
+    showAuthMessage(signInFailure(error));
   }
 });
 

@@ -4,6 +4,8 @@
 
 import { clampProgress } from "./status.js";
 
+export { inTime } from "./wait.js";
+
 /**
  * Builds an element. `props`: className, testid, dataset, attrs (set with setAttribute), text
  * (textContent), on ({event: handler}), hidden, disabled. Children: nodes, or strings (text nodes).
@@ -63,16 +65,9 @@ export function describeError(errorType, message) {
   return `${words} ${sentence}`;
 }
 
-/** "in 40 s", "in 5 min" (rounded up), or "later" when the server named no time. */
-export function inTime(seconds) {
-  if (!seconds) return "later";
-  return seconds < 60 ? `in ${seconds} s` : `in ${Math.ceil(seconds / 60)} min`;
-}
-
 /** "What failed." followed by why, in words: for the banner. */
 export function failure(what, error) {
-  const wait = error?.retryAfterS ? ` Try again ${inTime(error.retryAfterS)}.` : "";
-  return `${what} ${describeError(error?.errorType, error?.message)}${wait}`;
+  return `${what} ${describeError(error?.errorType, error?.message)}`;
 }
 
 // --- the error banner ----------------------------------------------------------------------------

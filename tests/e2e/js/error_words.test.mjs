@@ -1,9 +1,10 @@
-// How errors read on the page (app/web/static/ui.js): words a person understands, and the
-// wait a 429's Retry-After asked for.
+// How a wait reads on the page: a 429's Retry-After in the error's words (app/web/static/api.js)
+// and in the sign-in form's (wait.js, through ui.js).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { describeError, failure, inTime } from "../../../app/web/static/ui.js";
+import { withWait } from "../../../app/web/static/api.js";
+import { inTime } from "../../../app/web/static/ui.js";
 
 describe("inTime", () => {
   it("says seconds under a minute and whole minutes, rounded up, above", () => {
@@ -18,16 +19,15 @@ describe("inTime", () => {
   });
 });
 
-describe("failure", () => {
-  it("adds the wait of a rate-limited error", () => {
-    const error = { errorType: "rate_limited", message: "slow down", retryAfterS: 30 };
+describe("withWait", () => {
+  it("ends the server's text as a sentence and adds the wait", () => {
     assert.equal(
-      failure("Could not send.", error),
-      `Could not send. ${describeError("rate_limited", "slow down")} Try again in 30 s.`,
+      withWait("too many failed sign-ins: try again later", 30),
+      "too many failed sign-ins: try again later. Try again in 30 s.",
     );
+    assert.equal(withWait("Slow down.", 120), "Slow down. Try again in 2 min.");
   });
-  it("adds nothing to an error without one", () => {
-    const error = { errorType: "not_found", message: "no such session" };
-    assert.equal(failure("Could not open.", error), `Could not open. ${describeError("not_found", "no such session")}`);
+  it("leaves a text without a wait as it was", () => {
+    assert.equal(withWait("no such session", null), "no such session");
   });
 });

@@ -93,16 +93,65 @@ def test_a_limit_of_zero_counts_nothing() -> None:
     assert len(t.accounts) == len(t.addresses) == 0
 
 
-def test_a_spray_of_accounts_keeps_memory_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_spray_of_accounts_keeps_memory_bounded_and_cannot_unlock_an_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(sign_in_throttle, "MAX_TRACKED_KEYS", 100)
     clock = Clock()
     t = throttle(clock, per_account=2, per_address=0)
+    t.admit("victim@x.io", None)
+    t.admit("victim@x.io", None)  # locked, and the oldest key of all
     for n in range(1000):
         t.admit(f"spray{n}@x.io", None)
         assert len(t.accounts) <= 100
-    # The newest keys survive a shrink (aged-out ones and the oldest go first) and count on.
-    t.admit("spray999@x.io", None)
-    assert refused_for(t, "spray999@x.io", None) == 60
+    assert refused_for(t, "victim@x.io", None) == 60  # the shrinks dropped sprayed keys first
+
+
+def test_keys_take_the_same_room_however_long_the_username() -> None:
+    clock = Clock()
+    t = throttle(clock)
+    huge = "a" * 1_000_000 + "@x.io"
+    for _ in range(3):
+        t.admit(huge, None)
+    assert refused_for(t, huge, None) == 60
+    assert {len(key) for key in t.accounts._failures} == {16}
+
+
+def test_aged_out_keys_go_as_new_failures_come() -> None:
+    clock = Clock()
+    t = throttle(clock)
+    for n in range(4):
+        t.admit(f"old{n}@x.io", "10.0.0.1")
+    clock.now += 61  # all four aged out
+    t.admit("new@x.io", "10.0.0.2")
+    assert len(t.accounts) == 1 and len(t.addresses) == 1
+
+
+def test_a_first_try_that_succeeds_leaves_nothing_behind() -> None:
+    clock = Clock()
+    t = throttle(clock)
+    t.succeeded(t.admit("a@x.io", "10.0.0.1"))
+    assert len(t.accounts) == len(t.addresses) == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "counted"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("127.0.0.1", None),
+        ("127.8.9.10", None),
+        ("::1", None),
+        ("::ffff:127.0.0.1", None),
+        ("unix:/run/insighthub.sock", "unix:/run/insighthub.sock"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_the_address_that_counts(address: str | None, counted: str | None) -> None:
+    assert sign_in_throttle.counted_address(address) == counted
 
 
 def test_a_loopback_address_is_not_counted_but_its_accounts_are() -> None:
