@@ -68,7 +68,6 @@ _RESENT = """resent AS (
 def _typed(sql: str) -> TextClause:
     # the statuses written into the SQL, as ``store.is_active`` does (not a parameter)
     sql = sql.replace("ACTIVE_STATUSES", "(" + ", ".join(f"'{s}'" for s in ACTIVE) + ")")
-    sql = sql.replace("WITH RESENT\n", "WITH " + _RESENT)
     return text(sql).bindparams(
         bindparam("asked_at", type_=UtcDateTime()),
         bindparam("answer_at", type_=UtcDateTime()),
@@ -77,8 +76,9 @@ def _typed(sql: str) -> TextClause:
 
 # The workspace, if the user is a member; the new session; its two messages.
 _NEW_SESSION = _typed(
-    """
-WITH RESENT
+    "WITH "
+    + _RESENT
+    + """
 ws AS (
     SELECT w.id, w.status, w.llm_provider, w.llm_model
     FROM workspaces AS w
@@ -101,8 +101,9 @@ SELECT ws.status FROM ws
 # it is the one named, if one was); whether an answer is in progress; the touch; the
 # messages. The one row says which check failed, if one did.
 _EXISTING_SESSION = _typed(
-    """
-WITH RESENT
+    "WITH "
+    + _RESENT
+    + """
 own AS (
     SELECT id, workspace_id FROM chat_sessions WHERE id = :session_id AND user_id = :user_id
 ),

@@ -8,6 +8,7 @@ import { Documents } from "./documents.js";
 import { Realtime } from "./socket.js";
 import { mergeWorkspaceStatus } from "./status.js";
 import * as ui from "./ui.js";
+import { inTime } from "./wait.js";
 
 const TOKEN_KEY = "insighthub.token";
 const EMAIL_KEY = "insighthub.email";
@@ -124,7 +125,7 @@ async function signIn(email, password) {
 function signInFailure(error) {
   if (error.status === 401) return "Wrong email or password.";
   if (error.status === 429) {
-    return `Too many failed sign-ins. Try again ${ui.inTime(error.retryAfterS)}.`;
+    return `Too many failed sign-ins. Try again ${inTime(error.retryAfterS)}.`;
   }
   return ui.describeError(error.errorType, error.message);
 }

@@ -4,8 +4,6 @@
 
 import { clampProgress } from "./status.js";
 
-export { inTime } from "./wait.js";
-
 /**
  * Builds an element. `props`: className, testid, dataset, attrs (set with setAttribute), text
  * (textContent), on ({event: handler}), hidden, disabled. Children: nodes, or strings (text nodes).

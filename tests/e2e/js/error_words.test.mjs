@@ -1,10 +1,10 @@
 // How a wait reads on the page: a 429's Retry-After in the error's words (app/web/static/api.js)
-// and in the sign-in form's (wait.js, through ui.js).
+// and in the sign-in form's (app/web/static/wait.js).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { withWait } from "../../../app/web/static/api.js";
-import { inTime } from "../../../app/web/static/ui.js";
+import { inTime } from "../../../app/web/static/wait.js";
 
 describe("inTime", () => {
   it("says seconds under a minute and whole minutes, rounded up, above", () => {
