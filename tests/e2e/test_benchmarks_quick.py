@@ -121,6 +121,12 @@ def test_figures_are_sane(run: tuple[dict[str, Any], str, Path], kind: str) -> N
     # the figures are medians of the pairs; every pair is kept in the JSON
     assert len(s5["pairs"]) == s5["repeats"] == QUICK.slow_repeats
     assert s5["p99_changes"] == [pair["p99_change"] for pair in s5["pairs"]]
+    # every other pair runs its halves the other way round, and both halves were measured
+    assert [pair["order"] for pair in s5["pairs"]] == [
+        ["without", "with"] if i % 2 == 0 else ["with", "without"] for i in range(s5["repeats"])
+    ]
+    for pair in s5["pairs"]:
+        assert positive(pair["p99_without_ms"]) and positive(pair["p99_with_ms"])
 
     s6 = res["s6_cancel"]
     assert s6["trials"] == QUICK.cancel_trials and s6["errors"] == 0, s6
