@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,15 @@ import httpx
 
 from benchmarks import profiling, report
 from benchmarks.neighbour import check_share
-from benchmarks.scenarios import QUICK, SCENARIOS, Env, Params, warm_up
+from benchmarks.scenarios import (
+    QUICK,
+    ROUNDS,
+    SCENARIOS,
+    Env,
+    Params,
+    round_summary,
+    warm_up,
+)
 from benchmarks.servers import (
     KINDS,
     REPO,
@@ -144,6 +153,27 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def run_rounds(
+    name: str,
+    rounds: int,
+    targets: dict[str, Target],
+    run_one: Callable[[str, str, Target], dict[str, Any]],
+    results: dict[str, dict[str, Any]],
+) -> None:
+    """``name`` ``rounds`` times on every target, one target after another in each round.
+
+    Each round starts one target later than the one before, so no target always runs
+    first (just after the previous scenario) or always last.
+    """
+    kinds = list(targets)
+    by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for r in range(rounds):
+        for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+            by_kind[kind].append(run_one(name, kind, targets[kind]))
+    for kind, figures in by_kind.items():
+        results[kind][name] = round_summary(figures)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = QUICK if args.quick else Params()
@@ -179,6 +209,40 @@ def main(argv: list[str] | None = None) -> int:
     status: dict[str, Any] = {}
     targets: dict[str, Target] = {}
     target: Target | None
+
+    def run_one(name: str, kind: str, target: Target) -> dict[str, Any]:
+        """One scenario on one target, profiled if asked; a failure is recorded, not raised."""
+        log(f"{name} on {kind} ...")
+        t0 = time.monotonic()
+        recording = (
+            profiling.record(process_names(target), out / "profiles" / name / kind)
+            if args.profile
+            else None
+        )
+        figures: dict[str, Any]
+        try:
+            if not target.alive():
+                raise RuntimeError("the server process is gone")
+            before = server_counters(target)
+            figures = SCENARIOS[name](env, target, params)
+            if before:
+                figures["server_counters"] = counter_deltas(before, server_counters(target))
+        except Exception as exc:
+            log(f"  {name} on {kind} failed: {exc}")
+            env.reset()
+            figures = {"error": f"{type(exc).__name__}: {exc}"}
+            failed = status[kind].setdefault("failed", [])
+            if name not in failed:
+                failed.append(name)
+            (logdir / f"{kind}-{name}.traceback").write_text(traceback.format_exc())
+        finally:
+            if recording is not None:
+                for path in recording.stop():
+                    summary = profiling.summarize(path)
+                    path.with_suffix(".summary").write_text(summary + "\n")
+        log(f"  {time.monotonic() - t0:.1f} s")
+        return figures
+
     with tempfile.TemporaryDirectory(prefix="insighthub-bench-") as tmp:
         try:
             neighbour = start_neighbour(args.neighbour, server_cores)
@@ -205,35 +269,11 @@ def main(argv: list[str] | None = None) -> int:
                 results[kind] = {}
                 status[kind] = {"status": "ok"}
             for name in scenarios:
+                if name in ROUNDS:
+                    run_rounds(name, ROUNDS[name](params), targets, run_one, results)
+                    continue
                 for kind, target in targets.items():
-                    log(f"{name} on {kind} ...")
-                    t0 = time.monotonic()
-                    recording = (
-                        profiling.record(process_names(target), out / "profiles" / name / kind)
-                        if args.profile
-                        else None
-                    )
-                    try:
-                        if not target.alive():
-                            raise RuntimeError("the server process is gone")
-                        before = server_counters(target)
-                        results[kind][name] = SCENARIOS[name](env, target, params)
-                        if before:
-                            results[kind][name]["server_counters"] = counter_deltas(
-                                before, server_counters(target)
-                            )
-                    except Exception as exc:
-                        log(f"  {name} on {kind} failed: {exc}")
-                        env.reset()
-                        results[kind][name] = {"error": f"{type(exc).__name__}: {exc}"}
-                        status[kind].setdefault("failed", []).append(name)
-                        (logdir / f"{kind}-{name}.traceback").write_text(traceback.format_exc())
-                    finally:
-                        if recording is not None:
-                            for path in recording.stop():
-                                summary = profiling.summarize(path)
-                                path.with_suffix(".summary").write_text(summary + "\n")
-                    log(f"  {time.monotonic() - t0:.1f} s")
+                    results[kind][name] = run_one(name, kind, target)
         finally:
             env.close()
             for target in targets.values():

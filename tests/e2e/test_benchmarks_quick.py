@@ -99,6 +99,17 @@ def test_figures_are_sane(run: tuple[dict[str, Any], str, Path], kind: str) -> N
         assert 0 < row["first_token_p50_ms"] <= row["first_token_p99_ms"], (count, row)
     assert positive(s2["knee_or_cap"])
 
+    # the largest count again, once a round, every round measured in full
+    s2r = res["s2_rounds"]
+    assert s2r["streams"] == max(QUICK.stream_counts)
+    assert len(s2r["rounds"]) == QUICK.rounds == len(s2r["p99_ms_by_round"])
+    for row in s2r["rounds"]:
+        assert row["tokens"] == row["tokens_expected"] > 0, row
+        assert row["order_errors"] == 0 and row["errors"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"], row
+    assert s2r["p99_ms_by_round"] == [row["p99_ms"] for row in s2r["rounds"]]
+    assert min(s2r["p99_ms_by_round"]) <= s2r["p99_ms"] <= max(s2r["p99_ms_by_round"])
+
     s3 = res["s3_ttft"]
     assert s3["trials"] == QUICK.ttft_trials and s3["errors"] == 0
     assert 0 < s3["p50_ms"] <= s3["p99_ms"]
@@ -150,6 +161,8 @@ def test_ratios_and_checks_are_computed(run: tuple[dict[str, Any], str, Path]) -
     names = {c["check"] for c in doc["checks"] if c["target"] == "embedded"}
     assert "throughput ratio (1 stream)" in names
     assert "time to first token p50 overhead (ms)" in names
+    top = max(QUICK.stream_counts)
+    assert f"{top} streams: p99 above bare (ms), median of {QUICK.rounds} rounds" in names
     assert all(isinstance(c["pass"], bool) for c in doc["checks"])
 
 
